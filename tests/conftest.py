@@ -1,0 +1,58 @@
+"""Shared fixtures: one embedded Postgres per test session, one fresh database per test run."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from oncoboard.storage import Database, embedded_url
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def pg_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of a Postgres server: ONCOBOARD_TEST_DATABASE_URL if set, else an embedded one."""
+    url = os.environ.get("ONCOBOARD_TEST_DATABASE_URL")
+    if url:
+        return url
+    return embedded_url(tmp_path_factory.mktemp("oncoboard-pg"))
+
+
+@pytest.fixture(scope="session")
+def database(pg_root: str) -> Iterator[Database]:
+    """A fresh, migrated database for this test run, dropped afterwards."""
+    name = f"oncoboard_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_root, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(pg_root, name)
+    db = Database(url)
+    db.migrate()
+    yield db
+    with psycopg.connect(pg_root, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    params["dbname"] = name
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared dev corpora; tests that need them skip with a reason when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+    return SHARED_DATA
