@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -73,6 +74,8 @@ class TraceRecorder:
     case_id: str
     trace_id: str = field(default_factory=lambda: f"tr-{uuid.uuid4().hex}")
     events: list[TraceEvent] = field(default_factory=list)
+    listeners: list[Callable[[TraceEvent], None]] = field(default_factory=list)
+    """Called with every new event (live progress for the API's event stream); must not raise."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(
@@ -97,7 +100,9 @@ class TraceRecorder:
             }
             event = TraceEvent(**body, hash=event_hash(body))  # type: ignore[arg-type]
             self.events.append(event)
-            return event
+        for listener in self.listeners:
+            listener(event)
+        return event
 
     def tool(self, name: str, inputs: dict[str, Any], outputs: Any, started: float) -> None:
         """Record a tool call that started at ``time.perf_counter()`` value ``started``."""
@@ -119,7 +124,18 @@ def persist_events(conn: Any, recorder: TraceRecorder, keyring: Keyring) -> None
     for ev in recorder.events:
         blob, key_id = keyring.encrypt(canonical_json(ev.payload).encode(), ev.trace_id.encode())
         rows.append(
-            (ev.trace_id, ev.seq, ev.kind, ev.name, ev.at, ev.duration_ms, blob, key_id, ev.prev_hash, ev.hash)
+            (
+                ev.trace_id,
+                ev.seq,
+                ev.kind,
+                ev.name,
+                ev.at,
+                ev.duration_ms,
+                blob,
+                key_id,
+                ev.prev_hash,
+                ev.hash,
+            )
         )
     with conn.cursor() as cur:
         cur.executemany(
@@ -130,7 +146,13 @@ def persist_events(conn: Any, recorder: TraceRecorder, keyring: Keyring) -> None
     conn.execute(
         "INSERT INTO traces (trace_id, case_id, started_at, head_hash, n_events) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (trace_id) DO UPDATE SET head_hash = EXCLUDED.head_hash, n_events = EXCLUDED.n_events",
-        (recorder.trace_id, recorder.case_id, recorder.events[0].at, recorder.head, recorder.events[-1].seq + 1),
+        (
+            recorder.trace_id,
+            recorder.case_id,
+            recorder.events[0].at,
+            recorder.head,
+            recorder.events[-1].seq + 1,
+        ),
     )
 
 
@@ -178,7 +200,9 @@ def verify_trace(db: Database, keyring: Keyring, trace_id: str) -> VerifyResult:
     """Recompute the hash chain of a stored trace and compare it with the recorded head."""
     problems: list[str] = []
     with db.connect() as conn:
-        head = conn.execute("SELECT head_hash, n_events FROM traces WHERE trace_id = %s", (trace_id,)).fetchone()
+        head = conn.execute(
+            "SELECT head_hash, n_events FROM traces WHERE trace_id = %s", (trace_id,)
+        ).fetchone()
         rows = conn.execute(
             "SELECT * FROM trace_events WHERE trace_id = %s ORDER BY seq", (trace_id,)
         ).fetchall()

@@ -34,10 +34,18 @@ class Settings(BaseSettings):
     llm_backend: Literal["none", "transformers", "openai"] = Field(
         default="none", description="Which language-model backend the agents call."
     )
-    llm_model: str | None = Field(default=None, description="Model directory (transformers) or model name (openai).")
-    llm_adapter: str | None = Field(default=None, description="Optional PEFT LoRA adapter directory or served name.")
-    openai_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible endpoint.")
-    openai_api_key: SecretStr | None = Field(default=None, description="Key for the OpenAI-compatible endpoint.")
+    llm_model: str | None = Field(
+        default=None, description="Model directory (transformers) or model name (openai)."
+    )
+    llm_adapter: str | None = Field(
+        default=None, description="Optional PEFT LoRA adapter directory or served name."
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="Base URL of an OpenAI-compatible endpoint."
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Key for the OpenAI-compatible endpoint."
+    )
     llm_timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one model call.")
     compliance_threshold: int = Field(default=80, ge=0, le=100, description="Qualified guideline score.")
     max_iterations: int = Field(default=3, ge=1, le=10, description="Planner/checker loop bound.")

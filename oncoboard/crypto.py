@@ -60,6 +60,12 @@ class Keyring:
         active = base64.b64decode(active_file.read_text().strip())
         return cls(active, stored)
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A 32-byte key for another purpose (e.g. pseudonyms), derived from the active key."""
+        import hmac
+
+        return hmac.new(self._keys[self.active_id], b"oncoboard-derive:" + purpose.encode(), hashlib.sha256).digest()
+
     def encrypt(self, plaintext: bytes, associated: bytes = b"") -> tuple[bytes, str]:
         """Encrypt with the active key; returns (nonce + ciphertext, key id)."""
         nonce = secrets.token_bytes(_NONCE_BYTES)
@@ -72,7 +78,9 @@ class Keyring:
         if key is None:
             raise CryptoError(f"unknown key id {key_id}: the key that wrote this row is not in the keyring")
         try:
-            return AESGCM(key).decrypt(bytes(blob[:_NONCE_BYTES]), bytes(blob[_NONCE_BYTES:]), associated or None)
+            return AESGCM(key).decrypt(
+                bytes(blob[:_NONCE_BYTES]), bytes(blob[_NONCE_BYTES:]), associated or None
+            )
         except Exception as exc:  # cryptography raises InvalidTag without a message
             raise CryptoError("decryption failed: wrong key or tampered data") from exc
 

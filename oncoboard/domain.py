@@ -6,11 +6,11 @@ which keeps the one-writer-per-key rule of the graph state honest.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION: Final = "1"
 LIMITED_EVIDENCE_TEXT = "limited evidence, multidisciplinary consultation recommended"
 
 Language = Literal["en", "de"]
@@ -48,7 +48,9 @@ class StructuredData(BaseModel):
     age: int | None = Field(default=None, ge=0, le=130, description="Age in years.")
     sex: Literal["male", "female", "other"] | None = Field(default=None, description="Sex.")
     ecog: int | None = Field(default=None, ge=0, le=5, description="ECOG performance status.")
-    labs: dict[str, float] = Field(default_factory=dict, description="Named lab values, e.g. creatinine_clearance_ml_min.")
+    labs: dict[str, float] = Field(
+        default_factory=dict, description="Named lab values, e.g. creatinine_clearance_ml_min."
+    )
     medications: list[str] = Field(default_factory=list, description="Current medications.")
 
 
@@ -71,51 +73,141 @@ class CaseInput(BaseModel):
 EXTENT_TERMS: frozenset[str] = frozenset(
     {
         # lung
-        "main_bronchus", "atelectasis", "visceral_pleura", "parietal_pleura", "chest_wall",
-        "phrenic_nerve", "pericardium", "diaphragm", "mediastinum", "heart", "great_vessels",
-        "trachea", "recurrent_laryngeal_nerve", "vertebral_body", "carina", "esophagus_wall",
-        "separate_nodule_same_lobe", "separate_nodule_other_ipsilateral_lobe",
-        "separate_nodule_contralateral_lobe", "superior_sulcus",
+        "main_bronchus",
+        "atelectasis",
+        "visceral_pleura",
+        "parietal_pleura",
+        "chest_wall",
+        "phrenic_nerve",
+        "pericardium",
+        "diaphragm",
+        "mediastinum",
+        "heart",
+        "great_vessels",
+        "trachea",
+        "recurrent_laryngeal_nerve",
+        "vertebral_body",
+        "carina",
+        "esophagus_wall",
+        "separate_nodule_same_lobe",
+        "separate_nodule_other_ipsilateral_lobe",
+        "separate_nodule_contralateral_lobe",
+        "superior_sulcus",
         # breast
-        "skin_ulceration", "skin_nodules", "skin_edema", "chest_wall_breast", "inflammatory",
+        "skin_ulceration",
+        "skin_nodules",
+        "skin_edema",
+        "chest_wall_breast",
+        "inflammatory",
         # hollow organs
-        "lamina_propria", "muscularis_mucosae", "submucosa", "muscularis_propria", "subserosa",
-        "adventitia", "serosa", "visceral_peritoneum", "adjacent_structures", "adjacent_organs",
-        "pleura_pericardium_azygos", "aorta_vertebra_airway",
+        "lamina_propria",
+        "muscularis_mucosae",
+        "submucosa",
+        "muscularis_propria",
+        "subserosa",
+        "adventitia",
+        "serosa",
+        "visceral_peritoneum",
+        "adjacent_structures",
+        "adjacent_organs",
+        "pleura_pericardium_azygos",
+        "aorta_vertebra_airway",
         # liver
-        "vascular_invasion", "microvascular_invasion", "portal_vein", "hepatic_vein",
+        "vascular_invasion",
+        "microvascular_invasion",
+        "portal_vein",
+        "hepatic_vein",
         "gallbladder_invasion",
         # pancreas
-        "celiac_axis", "superior_mesenteric_artery", "common_hepatic_artery",
+        "celiac_axis",
+        "superior_mesenteric_artery",
+        "common_hepatic_artery",
         # prostate
-        "extraprostatic_extension", "seminal_vesicle", "bladder_neck", "rectum_invasion",
+        "extraprostatic_extension",
+        "seminal_vesicle",
+        "bladder_neck",
+        "rectum_invasion",
         "pelvic_wall",
     }
 )
 METASTASIS_SITES: frozenset[str] = frozenset(
     {
-        "lung", "contralateral_lung", "liver", "bone", "brain", "adrenal", "pleura",
-        "pleural_effusion", "pericardial_effusion", "peritoneum", "distant_lymph_nodes",
-        "skin", "ovary", "other",
+        "lung",
+        "contralateral_lung",
+        "liver",
+        "bone",
+        "brain",
+        "adrenal",
+        "pleura",
+        "pleural_effusion",
+        "pericardial_effusion",
+        "peritoneum",
+        "distant_lymph_nodes",
+        "skin",
+        "ovary",
+        "kidney",
+        "mediastinum",
+        "spleen",
+        "bladder",
+        "other",
     }
 )
 LAB_KEYS: frozenset[str] = frozenset(
     {
-        "creatinine_clearance_ml_min", "creatinine_mg_dl", "egfr_ml_min", "lvef_percent",
-        "bilirubin_mg_dl", "albumin_g_dl", "inr", "child_pugh_score", "psa_ng_ml", "afp_ng_ml",
-        "ca19_9_u_ml", "cea_ng_ml", "neutrophils_per_nl", "platelets_per_nl", "hemoglobin_g_dl",
+        "creatinine_clearance_ml_min",
+        "creatinine_mg_dl",
+        "egfr_ml_min",
+        "lvef_percent",
+        "bilirubin_mg_dl",
+        "albumin_g_dl",
+        "inr",
+        "child_pugh_score",
+        "psa_ng_ml",
+        "afp_ng_ml",
+        "ca19_9_u_ml",
+        "cea_ng_ml",
+        "neutrophils_per_nl",
+        "platelets_per_nl",
+        "hemoglobin_g_dl",
     }
 )
 CONDITION_TERMS: frozenset[str] = frozenset(
     {
-        "child_pugh_a", "child_pugh_b", "child_pugh_c", "cirrhosis", "varices", "ascites",
-        "encephalopathy", "pregnancy", "breastfeeding", "organ_transplant", "immunosuppression",
-        "autoimmune_disease", "active_autoimmune_disease", "interstitial_lung_disease",
-        "recent_major_surgery", "recent_bleeding", "gi_perforation", "hearing_loss",
-        "peripheral_neuropathy", "heart_failure", "coronary_artery_disease", "hypertension",
-        "diabetes", "chronic_kidney_disease", "dpyd_deficiency", "hiv", "hepatitis_b",
-        "hepatitis_c", "copd", "stroke", "thrombosis", "resected", "post_neoadjuvant",
-        "metastatic", "recurrent",
+        "child_pugh_a",
+        "child_pugh_b",
+        "child_pugh_c",
+        "cirrhosis",
+        "varices",
+        "ascites",
+        "encephalopathy",
+        "pregnancy",
+        "breastfeeding",
+        "organ_transplant",
+        "immunosuppression",
+        "autoimmune_disease",
+        "active_autoimmune_disease",
+        "interstitial_lung_disease",
+        "recent_major_surgery",
+        "recent_bleeding",
+        "gi_perforation",
+        "hearing_loss",
+        "peripheral_neuropathy",
+        "heart_failure",
+        "coronary_artery_disease",
+        "hypertension",
+        "diabetes",
+        "chronic_kidney_disease",
+        "dpyd_deficiency",
+        "hiv",
+        "hepatitis_b",
+        "hepatitis_c",
+        "copd",
+        "stroke",
+        "thrombosis",
+        "resected",
+        "post_neoadjuvant",
+        "metastatic",
+        "recurrent",
     }
 )
 

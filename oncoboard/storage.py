@@ -85,7 +85,9 @@ class Database:
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {r["name"]: r["sha256"] for r in conn.execute("SELECT name, sha256 FROM schema_migrations")}
+            done = {
+                r["name"]: r["sha256"] for r in conn.execute("SELECT name, sha256 FROM schema_migrations")
+            }
             for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
                 sql = path.read_text(encoding="utf-8")
                 digest = hashlib.sha256(sql.encode()).hexdigest()

@@ -36,11 +36,15 @@ class LanguageModel(Protocol):
         """``backend/model/adapter`` for provenance."""
         ...
 
-    def generate(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> str:
         """The model's reply to a conversation."""
         ...
 
-    def stream(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
         """The reply as text pieces, for chat."""
         ...
 
@@ -61,7 +65,10 @@ def generate_structured(
     schema_text = json.dumps(schema.model_json_schema(), ensure_ascii=False)
     convo = [
         *messages,
-        Message("system", f"Answer with one JSON object that matches this JSON schema, nothing else:\n{schema_text}"),
+        Message(
+            "system",
+            f"Answer with one JSON object that matches this JSON schema, nothing else:\n{schema_text}",
+        ),
     ]
     last_error = "no attempt made"
     for attempt in range(retries + 1):
@@ -75,7 +82,11 @@ def generate_structured(
             except ValidationError as exc:
                 last_error = str(exc).splitlines()[0]
         logger.info("structured output attempt %d failed: %s", attempt + 1, last_error)
-        convo = [*convo, Message("assistant", raw), Message("user", f"Invalid: {last_error}. Reply with valid JSON only.")]
+        convo = [
+            *convo,
+            Message("assistant", raw),
+            Message("user", f"Invalid: {last_error}. Reply with valid JSON only."),
+        ]
     raise LLMError(f"model output did not validate against {schema.__name__}: {last_error}")
 
 
@@ -112,10 +123,14 @@ class NoModel:
 
     describe = "none"
 
-    def generate(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> str:
         """Always refuses: callers must check for NoModel before asking."""
         raise LLMError("no language model is configured (backend 'none')")
 
-    def stream(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
         """Always refuses."""
         raise LLMError("no language model is configured (backend 'none')")

@@ -22,5 +22,7 @@ def build_llm(settings: Settings) -> LanguageModel:
         if not settings.openai_base_url or not settings.llm_model:
             raise LLMError("the openai backend needs ONCOBOARD_OPENAI_BASE_URL and ONCOBOARD_LLM_MODEL")
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAIChatModel(settings.openai_base_url, settings.llm_model, api_key=key, timeout=settings.llm_timeout_s)
+        return OpenAIChatModel(
+            settings.openai_base_url, settings.llm_model, api_key=key, timeout=settings.llm_timeout_s
+        )
     raise LLMError(f"unknown language-model backend {settings.llm_backend!r}")

@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 class OpenAIChatModel:
     """Chat completions over HTTP with timeouts and clear errors."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 60.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
@@ -35,7 +37,9 @@ class OpenAIChatModel:
         """``openai/<model>@<host>``."""
         return f"openai/{self.model}@{httpx.URL(self.base_url).host}"
 
-    def _body(self, messages: Sequence[Message], max_tokens: int, temperature: float, stream: bool) -> dict[str, Any]:
+    def _body(
+        self, messages: Sequence[Message], max_tokens: int, temperature: float, stream: bool
+    ) -> dict[str, Any]:
         return {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -44,10 +48,14 @@ class OpenAIChatModel:
             "stream": stream,
         }
 
-    def generate(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> str:
         """One completion."""
         try:
-            response = self._client.post("/chat/completions", json=self._body(messages, max_tokens, temperature, False))
+            response = self._client.post(
+                "/chat/completions", json=self._body(messages, max_tokens, temperature, False)
+            )
         except httpx.HTTPError as exc:
             raise LLMError(f"model endpoint {self.base_url} unreachable: {exc}") from exc
         if response.status_code != 200:
@@ -57,7 +65,9 @@ class OpenAIChatModel:
         except (KeyError, IndexError, ValueError) as exc:
             raise LLMError("model endpoint returned an unexpected body") from exc
 
-    def stream(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
         """Server-sent events, yielding content deltas."""
         body = self._body(messages, max_tokens, temperature, True)
         try:

@@ -54,7 +54,9 @@ def create_model_server(llm: LanguageModel, served_name: str) -> FastAPI:
         if request.stream:
 
             def events() -> Iterator[str]:
-                for piece in llm.stream(messages, max_tokens=request.max_tokens, temperature=request.temperature):
+                for piece in llm.stream(
+                    messages, max_tokens=request.max_tokens, temperature=request.temperature
+                ):
                     chunk = {
                         "id": rid,
                         "object": "chat.completion.chunk",
@@ -75,7 +77,9 @@ def create_model_server(llm: LanguageModel, served_name: str) -> FastAPI:
             "object": "chat.completion",
             "created": created,
             "model": served_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
         }
 
     return app

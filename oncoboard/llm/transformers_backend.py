@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 class TransformersModel:
     """A causal LM loaded from a local directory (never from a hub)."""
 
-    def __init__(self, model_dir: str | Path, adapter_dir: str | Path | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: str | Path, adapter_dir: str | Path | None = None, *, threads: int | None = None
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -28,7 +30,9 @@ class TransformersModel:
         self.model_dir = path
         self.adapter_dir = Path(adapter_dir) if adapter_dir else None
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, torch_dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, torch_dtype=torch.float32
+        )
         if self.adapter_dir is not None:
             from peft import PeftModel
 
@@ -51,7 +55,9 @@ class TransformersModel:
             prompt = "\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\nassistant:"
         return self.tokenizer(prompt, return_tensors="pt")
 
-    def generate(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> str:
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> str:
         """Greedy (temperature 0) or sampled completion."""
         import torch
 
@@ -66,13 +72,19 @@ class TransformersModel:
         new_tokens = out[0, inputs["input_ids"].shape[1] :]
         return str(self.tokenizer.decode(new_tokens, skip_special_tokens=True)).strip()
 
-    def stream(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
         """Token pieces as they are generated."""
         from transformers import TextIteratorStreamer
 
         inputs = self._encode(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "do_sample": temperature > 0, "streamer": streamer}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "do_sample": temperature > 0,
+            "streamer": streamer,
+        }
         if self.tokenizer.pad_token_id is None:
             kwargs["pad_token_id"] = self.tokenizer.eos_token_id
         worker = threading.Thread(target=self.model.generate, kwargs={**inputs, **kwargs}, daemon=True)

@@ -1,0 +1,135 @@
+"""Which recommendations of the tables apply to a patient, and which drugs point the wrong way."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from oncoboard.domain import Findings, Tumor
+from tools.guidelines.profile import PatientProfile, build_profile, match_conditions
+from tools.guidelines.table import CommonTable, Recommendation, SiteGuideline, common_table, site_guideline
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MatchedRecommendation:
+    """A recommendation that applies, with the patient facts that made it apply."""
+
+    rec: Recommendation
+    reasons: tuple[str, ...]
+    order: int
+
+
+@dataclass(frozen=True)
+class GuidelineRules:
+    """Everything the planner and the checker need to know about one case's guideline situation."""
+
+    profile: PatientProfile
+    common: CommonTable
+    table: SiteGuideline | None
+    eligible: tuple[MatchedRecommendation, ...] = ()
+    not_recommended: dict[str, str] = field(default_factory=dict)
+    limited_reason: str | None = None
+    excluded_drugs: frozenset[str] = frozenset()
+
+    def preferred(self) -> MatchedRecommendation | None:
+        """The option an evidence_priority scheme should follow: the strongest-evidence standard
+        recommendation (table order breaks ties) without a drug the safety review excluded."""
+        usable = [m for m in self.eligible if not (m.rec.drugs() & self.excluded_drugs)]
+        pool = [m for m in usable if "standard" in m.rec.kinds] or [
+            m for m in usable if "lower_toxicity" in m.rec.kinds
+        ]
+        if not pool:
+            return None
+        return min(pool, key=lambda m: (self.common.level_rank(m.rec.evidence_level), m.order))
+
+    @property
+    def best_level(self) -> str | None:
+        """Strongest evidence level among the applicable standard recommendations."""
+        standard = [m.rec.evidence_level for m in self.eligible if "standard" in m.rec.kinds]
+        pool = standard or [m.rec.evidence_level for m in self.eligible]
+        return min(pool, key=self.common.level_rank) if pool else None
+
+    def allowed_drugs(self) -> set[str]:
+        """Drugs of every applicable recommendation."""
+        return {d for m in self.eligible for d in m.rec.drugs()}
+
+
+def eligible_recommendations(profile: PatientProfile, table: SiteGuideline) -> list[MatchedRecommendation]:
+    """Recommendations of ``table`` whose conditions the patient meets, in table order."""
+    out: list[MatchedRecommendation] = []
+    for order, rec in enumerate(table.recommendations):
+        reasons = match_conditions(rec.conditions, profile)
+        if reasons is not None:
+            out.append(MatchedRecommendation(rec=rec, reasons=tuple(dict.fromkeys(reasons)), order=order))
+    return out
+
+
+def not_recommended_drugs(profile: PatientProfile, table: SiteGuideline) -> dict[str, str]:
+    """Drugs ruled out for this patient (a biomarker or setting), with the reason."""
+    out: dict[str, str] = {}
+    for rule in table.not_recommended:
+        reasons = match_conditions(rule.when, profile)
+        if reasons is None:
+            continue
+        basis = f" ({', '.join(reasons)})" if reasons else ""
+        for drug in rule.drugs:
+            out.setdefault(drug.lower(), f"{rule.reason}{basis} [{rule.id}]")
+    return out
+
+
+def rules_for_case(
+    findings: Findings, tumors: list[Tumor], *, excluded_drugs: set[str] | None = None
+) -> GuidelineRules:
+    """The guideline situation of a case: its profile, the applicable recommendations and exclusions.
+
+    ``limited_reason`` says why no recommendation can be drawn (site not covered, staging missing,
+    contradictory data, no matching recommendation).
+    """
+    common = common_table()
+    profile = build_profile(findings, tumors, common)
+    site = profile.site
+    if site is None or site in {"other", "unknown_primary"}:
+        reason = "no primary site the guideline tables cover" if site else "no tumour site stated"
+        return GuidelineRules(profile=profile, common=common, table=None, limited_reason=reason)
+    primaries = sorted({t.site for t in tumors if t.primary})
+    if len(primaries) > 1:
+        # independent primaries compete for sequencing and tolerance: one table cannot order them
+        reason = f"multiple independent primary tumours ({', '.join(primaries)})"
+        return GuidelineRules(profile=profile, common=common, table=None, limited_reason=reason)
+    table = site_guideline(site)
+    if table is None:
+        return GuidelineRules(
+            profile=profile, common=common, table=None, limited_reason=f"no guideline table for site {site}"
+        )
+    if profile.histology and any(h.lower() in profile.histology.lower() for h in table.histology_none):
+        reason = f"histology '{profile.histology}' is not covered by the {site} guideline table"
+        return GuidelineRules(profile=profile, common=common, table=table, limited_reason=reason)
+    if profile.contradictions:
+        reason = "contradictory data: " + "; ".join(profile.contradictions)
+        return GuidelineRules(profile=profile, common=common, table=table, limited_reason=reason)
+    if not profile.staged:
+        reason = {
+            "liver": "BCLC stage missing",
+            "prostate": "risk group cannot be derived (T category, PSA and grade group needed)",
+        }.get(site, "stage missing")
+        return GuidelineRules(profile=profile, common=common, table=table, limited_reason=reason)
+    eligible = eligible_recommendations(profile, table)
+    excluded = not_recommended_drugs(profile, table)
+    limited = None
+    if not any({"standard", "lower_toxicity"} & set(m.rec.kinds) for m in eligible):
+        stage = profile.stage_group or profile.bclc or profile.risk_group or "unstaged"
+        limited = (
+            f"no {site} recommendation matches {stage} in the {profile.setting.replace('_', ' ')} setting"
+        )
+    logger.debug("guideline rules for %s: %d eligible, limited=%s", site, len(eligible), limited)
+    return GuidelineRules(
+        profile=profile,
+        common=common,
+        table=table,
+        eligible=tuple(eligible),
+        not_recommended=excluded,
+        limited_reason=limited,
+        excluded_drugs=frozenset(d.lower() for d in (excluded_drugs or set())),
+    )
