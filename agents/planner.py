@@ -10,6 +10,7 @@ from collections.abc import Callable
 from langgraph.runtime import Runtime
 
 from agents.base import ConsultContext, call_tool, run_settings
+from agents.grounding import ungrounded_statements
 from graphs.state import ConsultState, Plan
 from oncoboard.domain import Findings, Scheme, Tumor
 from oncoboard.llm import LanguageModel, LLMError, Message, NoModel
@@ -53,14 +54,17 @@ def _explain(
     )
     started = time.perf_counter()
     text = llm.generate([Message("user", prompt)], max_tokens=_REASONING_TOKENS)
+    problems = ungrounded_statements(text, scheme)
     recorder = runtime.context.recorder if runtime is not None and runtime.context is not None else None
     if recorder is not None:
         recorder.record(
             "model_call",
             "scheme_reasoning",
-            {"model": llm.describe, "prompt": prompt, "output": text},
+            {"model": llm.describe, "prompt": prompt, "output": text, "rejected": problems},
             (time.perf_counter() - started) * 1000,
         )
+    if problems:
+        raise LLMError("model explanation failed the rule check: " + "; ".join(problems))
     return text
 
 

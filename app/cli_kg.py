@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from oncoboard.config import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Knowledge graph: build, stats, query, embed.")
 
 
 def _open_store() -> Any:
+    from oncoboard.config import get_settings
     from tools.kg.store import open_graph_store
 
     return open_graph_store(get_settings())
@@ -95,6 +92,7 @@ def embed(
     ] = True,
 ) -> None:
     """Train TransE embeddings on the graph and save them into the data directory."""
+    from oncoboard.config import get_settings
     from tools.kg.build import ensure_built
     from tools.kg.transe import (
         evaluate_link_prediction,
@@ -142,6 +140,9 @@ def _print_stats(stats: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(stats, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"knowledge graph ({stats.get('backend', '?')})")
     table.add_column("kind")
     table.add_column("type")

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,19 @@ def _predict(row: dict[str, Any]) -> dict[str, str | None]:
     return {"t": result.tnm.t, "n": result.tnm.n, "m": result.tnm.m, "stage_group": result.tnm.stage_group}
 
 
-def evaluate_tcga(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
+Predictor = Callable[[dict[str, Any]], dict[str, str | None]]
+
+
+def evaluate_tcga(path: str | Path = DEFAULT_PATH, predict: Predictor | None = None) -> dict[str, Any]:
     """Per-category accuracy of T, N and M against the registry labels of a TCGA JSONL file.
 
     For each of T, N, M: ``gold`` (reports with a registry value), ``predicted`` (of those, how
     many got a category), ``exact`` and ``main`` (agreement ignoring subcategories, T2a = T2)
     counts, ``accuracy_exact``/``accuracy_main`` over ``gold`` and ``precision_exact`` over
     ``predicted``, plus the most frequent confusions. A missing file gives ``{"skipped": reason}``.
+    ``predict`` maps a report row to its T/N/M (default: the stated TNM through the engine).
     """
+    predict = predict or _predict
     source = Path(path)
     if not source.is_file():
         return {"skipped": f"TCGA reports not found at {source}"}
@@ -74,7 +80,7 @@ def evaluate_tcga(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
     }
     staged = 0
     for row in rows:
-        pred = _predict(row)
+        pred = predict(row)
         staged += pred["stage_group"] is not None
         for axis in AXES:
             gold = str(row.get(f"{axis}_gdc") or "").strip()

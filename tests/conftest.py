@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,9 @@ def pg_root(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("ONCOBOARD_TEST_DATABASE_URL")
     if url:
         return url
-    return embedded_url(tmp_path_factory.mktemp("oncoboard-pg"))
+    # A folder of its own under /tmp: run as root, the embedded server loosens the permissions of
+    # the folders above its data directory, which must not be pytest's private temp root.
+    return embedded_url(Path(tempfile.mkdtemp(prefix="oncoboard-test-pg-")))
 
 
 @pytest.fixture(scope="session")

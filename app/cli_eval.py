@@ -1,0 +1,122 @@
+"""``oncoboard eval SUITE``: the project's evaluation suites over the dev corpora.
+
+Each suite prints its metrics as JSON (``--out`` also writes them to a file). Suites that need
+the shared corpora exit 2 with a clear message when the data is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DATA = Path("../shared/data")
+
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluation suites (dev corpora; numbers as JSON).")
+
+OutOption = Annotated[Path | None, typer.Option("--out", help="Also write the metrics JSON to this file.")]
+
+
+def _emit(result: dict[str, Any], out: Path | None) -> None:
+    text = json.dumps(result, indent=2, default=str, ensure_ascii=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        typer.echo(f"error: evaluation data not found at {path} (pass --data)", err=True)
+        raise typer.Exit(2)
+    return path
+
+
+@eval_app.command("ner")
+def ner(
+    data: Annotated[Path, typer.Option("--data", help="PubTator file with gold Disease mentions.")] = DATA
+    / "ncbi_disease/dev.pubtator",
+    method: Annotated[str, typer.Option("--method", help="lexicon, model, ensemble, best or all.")] = "all",
+    out: OutOption = None,
+) -> None:
+    """Disease NER: exact-span precision, recall and F1 per method."""
+    from evaluation.ner_eval import evaluate_ner
+
+    _emit(evaluate_ner(_need(data), method), out)
+
+
+@eval_app.command("tnm")
+def tnm(
+    data: Annotated[Path, typer.Option("--data", help="TCGA reports JSONL.")] = DATA
+    / "tcga_reports/dev.jsonl",
+    out: OutOption = None,
+) -> None:
+    """TNM: T/N/M accuracy against the registry labels of the TCGA reports."""
+    from evaluation.pipeline_eval import evaluate_tnm_pipeline
+    from evaluation.tnm_eval import evaluate_tcga
+
+    path = _need(data)
+    _emit(
+        {"stated_tnm_parser": evaluate_tcga(path), "extractor_and_stager": evaluate_tnm_pipeline(path)}, out
+    )
+
+
+@eval_app.command("icd10")
+def icd10(
+    data: Annotated[Path, typer.Option("--data", help="CodiEsp JSONL.")] = DATA / "codiesp_en/train.jsonl",
+    out: OutOption = None,
+) -> None:
+    """ICD-10 coding against CodiEsp gold (category and WHO-prefix-of-CM levels)."""
+    from evaluation.icd10_eval import evaluate_codiesp
+
+    _emit(evaluate_codiesp(_need(data)), out)
+
+
+@eval_app.command("deid")
+def deid(
+    data: Annotated[Path, typer.Option("--data", help="Folder of GraSCCo INCEpTION JSON letters.")] = DATA
+    / "grascco_phi",
+    out: OutOption = None,
+) -> None:
+    """De-identification recall and precision per PHI kind."""
+    from evaluation.deid_eval import evaluate_grascco
+
+    _emit(evaluate_grascco(_need(data)), out)
+
+
+@eval_app.command("retrieval")
+def retrieval(out: OutOption = None) -> None:
+    """Retrieval: recall@5/@20, nDCG@10, MRR for BM25, dense, hybrid, hybrid+recency (EN and DE)."""
+    from app.wiring import open_database
+    from evaluation.retrieval_eval import evaluate_retrieval
+
+    _emit(evaluate_retrieval(open_database()), out)
+
+
+@eval_app.command("kg")
+def kg(
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="TransE epochs.")] = 200,
+    out: OutOption = None,
+) -> None:
+    """Knowledge graph: TransE link prediction, mention linking, planted conflicts."""
+    from evaluation.kg_eval import evaluate_kg
+
+    _emit(evaluate_kg(epochs=epochs), out)
+
+
+@eval_app.command("consult")
+def consult(
+    examples: Annotated[Path, typer.Option("--examples", help="Folder of cases.")] = Path("examples"),
+    out: OutOption = None,
+) -> None:
+    """The whole graph over a folder of cases: status, compliance and contract checks per case."""
+    from evaluation.pipeline_eval import evaluate_consultations
+
+    _emit(evaluate_consultations(_need(examples)), out)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``eval`` on the main CLI."""
+    app.add_typer(eval_app, name="eval")

@@ -1,0 +1,274 @@
+"""Biomarker results (EGFR, ALK, HER2, ER/PR, PD-L1, MSI/MMR, DPYD ...), EN and DE.
+
+A marker name opens a short result window that ends at the clause end or the next marker name.
+Inside it the reader looks, in order, for a marker-specific variant (L858R, exon 19 deletion,
+G12C), a scored result (HER2 IHC/ISH, ER/PR percent or Allred, PD-L1 TPS/CPS, Ki-67 percent)
+and a status word. A marker with an empty window takes the result of the list it heads ("EGFR,
+ALK und ROS1 negativ"). A negation cue before the marker ("no EGFR mutation", "kein Nachweis
+einer KRAS-Mutation") makes the result negative. Thresholds come from biomarkers.yaml
+(ASCO/CAP conventions).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from oncoboard.domain import Biomarker, Entity
+from tools.extraction.lexicon import Hit, PhraseMatcher, flat_matcher, lexicon, matcher
+from tools.extraction.negation import TextContext
+from tools.extraction.numbers import parse_number
+
+Status = Literal["positive", "negative", "unknown"]
+
+_LIST_GAP = re.compile(r"^[\s,;/:()]*(?:and|und|or|oder|sowie|&)?[\s,;/:()]*$", re.IGNORECASE)
+_PERCENT = re.compile(r"(?P<cmp>[<>≤≥]=?)?\s*(?P<val>\d{1,3}(?:[.,]\d{1,2})?)\s*%")
+_ALLRED_NUM = re.compile(r"^\D{0,12}?(\d{1,2})(?:\s*/\s*8)?")
+_IHC_PLUS = re.compile(r"(?<![\w.,])([0-3])\s?\+")
+_IHC_WORD = re.compile(r"(?i)(?:ihc|score|immunhistochemi\w*|immunohistochemi\w*)\s*:?\s*\(?([0-3])(?![\d.,%])")
+_IHC_BARE = re.compile(r"^\s*[:(]?\s*([0-3])(?![\d.,%+/])")
+_PDL1 = re.compile(
+    r"(?i)(?:(?P<kind>tps|cps|tc|ic|tumor proportion score|combined positive score)\s*[:=]?\s*)?"
+    r"(?P<cmp>[<>≤≥]=?)?\s*(?P<val>\d{1,3}(?:[.,]\d{1,2})?)(?P<pct>\s*%)?(?![\w\d])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerResult:
+    """A parsed result before it becomes a Biomarker."""
+
+    result: str
+    status: Status
+    detail: int
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, Any]:
+    return lexicon("biomarkers")
+
+
+@lru_cache(maxsize=1)
+def _marker_matcher() -> PhraseMatcher[tuple[str, ...]]:
+    table = _table()
+    entries: list[tuple[str, tuple[str, ...]]] = []
+    for alias, names in table.get("multi_aliases", {}).items():
+        entries.append((str(alias), tuple(names)))
+    for name, aliases in table["markers"].items():
+        entries.extend((str(a), (str(name),)) for a in aliases)
+    return PhraseMatcher(entries)
+
+
+@lru_cache(maxsize=1)
+def _panel_matcher() -> PhraseMatcher[tuple[tuple[str, str], ...]]:
+    panels = _table().get("panels", {})
+    return PhraseMatcher((str(term), tuple(sorted(v.items()))) for term, v in panels.items())
+
+
+@lru_cache(maxsize=32)
+def _variant_matcher(name: str) -> PhraseMatcher[str]:
+    variants = _table().get("variants", {}).get(name, [])
+    return PhraseMatcher((str(v), _canonical_variant(str(v))) for v in variants)
+
+
+def _canonical_variant(term: str) -> str:
+    if re.fullmatch(r"[a-z]\d+[a-z]", term):
+        return term.upper()
+    return term.replace("-", " ")
+
+
+@lru_cache(maxsize=1)
+def _case_sensitive() -> frozenset[str]:
+    return frozenset(str(a).lower() for a in _table().get("case_sensitive_aliases", []))
+
+
+def _threshold(key: str) -> float:
+    return float(_table()["thresholds"][key])
+
+
+def find_biomarkers(
+    text: str, ctx: TextContext, blocked: list[tuple[int, int]]
+) -> tuple[list[Biomarker], list[Entity]]:
+    """Biomarker results of ``text``; ``blocked`` spans (lab values such as eGFR) are skipped."""
+    panels = _panel_matcher().find(text)
+    panel_spans = [(p.start, p.end) for p in panels]
+    hits: list[Hit[tuple[str, ...]]] = []
+    for h in _marker_matcher().find(text):
+        if any(s < h.end and h.start < e for s, e in [*blocked, *panel_spans]):
+            continue
+        if h.text.lower() in _case_sensitive() and not h.text.isupper():
+            continue
+        hits.append(h)
+    results: dict[int, MarkerResult | None] = {}
+    for i in range(len(hits) - 1, -1, -1):
+        h = hits[i]
+        clause = ctx.clause(h.start)
+        nxt = hits[i + 1] if i + 1 < len(hits) else None
+        limit = min(clause[1], h.end + 90)
+        if nxt is not None and nxt.start < limit:
+            limit = nxt.start
+        window = text[h.end : limit]
+        parsed = _parse(h.value[0], window)
+        if parsed is None and nxt is not None and nxt.start == limit and _LIST_GAP.match(window):
+            parsed = results.get(i + 1)
+        status = ctx.assertion(h.start, h.end)
+        if status == "negated":
+            if parsed is None or parsed.status != "negative":
+                parsed = MarkerResult("negative", "negative", 1)
+        elif status in ("uncertain", "hypothetical") and parsed is not None:
+            parsed = MarkerResult(parsed.result, "unknown", 0)
+        results[i] = parsed
+    chosen: dict[str, MarkerResult] = {}
+    entities: list[Entity] = []
+    for i, h in enumerate(hits):
+        res = results.get(i)
+        if res is None:
+            continue
+        for name in h.value:
+            entities.append(Entity(text=h.text, label="BIOMARKER", start=h.start, end=h.end, code=name))
+            _keep(chosen, name, res)
+    for p in panels:
+        status_word = ctx.assertion(p.start, p.end)
+        for name, panel_status in p.value:
+            if status_word != "affirmed":
+                continue
+            entities.append(Entity(text=p.text, label="BIOMARKER", start=p.start, end=p.end, code=name))
+            st: Status = "positive" if panel_status == "positive" else "negative"
+            _keep(chosen, name, MarkerResult(p.text.strip(), st, 1))
+    return [Biomarker(name=n, result=r.result, status=r.status) for n, r in chosen.items()], entities
+
+
+def _keep(chosen: dict[str, MarkerResult], name: str, res: MarkerResult) -> None:
+    old = chosen.get(name)
+    if (
+        old is None
+        or (old.status == "unknown" and res.status != "unknown")
+        or (old.status == res.status and res.detail > old.detail)
+    ):
+        chosen[name] = res
+
+
+def _parse(name: str, window: str) -> MarkerResult | None:
+    """The result a window states for one marker, or None."""
+    if name == "HER2":
+        her2 = _parse_her2(window)
+        if her2 is not None:
+            return her2
+    if name in ("ER", "PR", "AR"):
+        hr = _parse_hormone(window)
+        if hr is not None:
+            return hr
+    if name == "PD-L1":
+        pd = _parse_pdl1(window)
+        if pd is not None:
+            return pd
+    if name == "Ki-67":
+        pct = _PERCENT.search(window)
+        if pct:
+            return MarkerResult(f"{pct.group('cmp') or ''}{pct.group('val').replace(',', '.')}%", "unknown", 2)
+        return None
+    variants = _variant_matcher(name).find(window)
+    words = _status_word(window)
+    if variants:
+        negative_first = words is not None and words[1] == "negative" and words[2] < variants[0].start
+        if not negative_first:
+            # co-occurring variants are one result ("L858R, T790M")
+            named = ", ".join(dict.fromkeys(v.value for v in variants))
+            return MarkerResult(named, "positive", 3)
+    stripped = window.lstrip()
+    if window[:1] == "+" or stripped[:1] == "+":
+        return MarkerResult("positive", "positive", 1)
+    if re.match(r"^\s?[-−–](?![A-Za-zÄÖÜäöü])", window):
+        return MarkerResult("negative", "negative", 1)
+    if words is not None:
+        return MarkerResult(words[0], words[1], 1)
+    return None
+
+
+def _status_word(window: str) -> tuple[str, Status, int] | None:
+    """The first status word in a window: (canonical result, status, position)."""
+    best: tuple[str, Status, int] | None = None
+    for section, status in (("positive_words", "positive"), ("negative_words", "negative")):
+        for hit in matcher("biomarkers", section).find(window):
+            if best is None or hit.start < best[2]:
+                best = (hit.value, status, hit.start)  # type: ignore[assignment]
+            break
+    unknown = flat_matcher("biomarkers", "unknown_words").find(window)
+    if unknown and (best is None or unknown[0].start < best[2]):
+        return unknown[0].text.lower(), "unknown", unknown[0].start
+    return best
+
+
+def _parse_hormone(window: str) -> MarkerResult | None:
+    pct = _PERCENT.search(window)
+    if pct and pct.start() <= 40:
+        value = parse_number(pct.group("val"))
+        if value is not None:
+            below = (pct.group("cmp") or "").startswith(("<", "≤"))
+            positive = value >= _threshold("hormone_receptor_positive_percent") and not (
+                below and value <= _threshold("hormone_receptor_positive_percent")
+            )
+            text_value = f"{pct.group('cmp') or ''}{pct.group('val').replace(',', '.')}%"
+            return MarkerResult(text_value, "positive" if positive else "negative", 2)
+    for hit in flat_matcher("biomarkers", "allred_words").find(window):
+        num = _ALLRED_NUM.match(window[hit.end :])
+        if num:
+            score = int(num.group(1))
+            if score <= 8:
+                status: Status = "positive" if score >= _threshold("allred_positive_min") else "negative"
+                return MarkerResult(f"Allred {score}", status, 2)
+    return None
+
+
+def _parse_her2(window: str) -> MarkerResult | None:
+    ihc: int | None = None
+    for regex in (_IHC_PLUS, _IHC_WORD, _IHC_BARE):
+        m = regex.search(window)
+        if m:
+            ihc = int(m.group(1))
+            break
+    ish: bool | None = None
+    ish_hits = flat_matcher("biomarkers", "ish_words").find(window)
+    if ish_hits:
+        after = _status_word(window[ish_hits[0].end :])
+        if after is not None and after[1] != "unknown":
+            ish = after[1] == "positive"
+    if ihc is None and ish is None:
+        return None
+    parts = []
+    if ihc is not None:
+        parts.append(f"IHC {ihc}+" if ihc else "IHC 0")
+    if ish is not None:
+        parts.append("ISH amplified" if ish else "ISH not amplified")
+    status: Status
+    if ish is True or (ihc is not None and ihc >= _threshold("her2_ihc_positive")):
+        status = "positive"
+    elif ihc is not None and ihc == _threshold("her2_ihc_equivocal") and ish is None:
+        status = "unknown"
+        parts.append("equivocal")
+    else:
+        status = "negative"
+    result = ", ".join(parts)
+    if status == "negative" and ihc in (1, 2):
+        result += " (HER2-low)"
+    return MarkerResult(result, status, 3)
+
+
+def _parse_pdl1(window: str) -> MarkerResult | None:
+    for m in _PDL1.finditer(window):
+        if not (m.group("kind") or m.group("pct")):
+            continue
+        value = parse_number(m.group("val"))
+        if value is None:
+            continue
+        kind = (m.group("kind") or "TPS").upper()
+        kind = {"TUMOR PROPORTION SCORE": "TPS", "COMBINED POSITIVE SCORE": "CPS"}.get(kind, kind)
+        cmp = m.group("cmp") or ""
+        below = cmp.startswith(("<", "≤"))
+        positive = value >= _threshold("pdl1_positive") and not (below and value <= _threshold("pdl1_positive"))
+        unit = "%" if m.group("pct") or kind == "TPS" else ""
+        return MarkerResult(
+            f"{kind} {cmp}{m.group('val').replace(',', '.')}{unit}", "positive" if positive else "negative", 3
+        )
+    return None
