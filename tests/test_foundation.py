@@ -49,7 +49,9 @@ def test_migrations_are_idempotent(database: Database) -> None:
     again = Database(database.url)
     assert again.migrate() == []
     with database.connect() as conn:
-        tables = {r["tablename"] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+        tables = {
+            r["tablename"] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        }
     assert {"cases", "reports", "trace_events", "traces", "schema_migrations"} <= tables
 
 

@@ -91,7 +91,9 @@ def _free_port() -> int:
 def served(tiny: TransformersModel) -> Iterator[str]:
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_model_server(tiny, "oncoboard"), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_model_server(tiny, "oncoboard"), host="127.0.0.1", port=port, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
