@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,9 +33,22 @@ def _fail(reason: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 
 
 def _setup_logging(verbose: bool) -> None:
+    import os
+    import warnings
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    # Models and data load only from installed packages; library progress bars and the embedded
+    # server's runtime-dir notice are noise on a clinician's terminal.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    if not verbose:
+        warnings.filterwarnings("ignore", module="platformdirs")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 @app.callback()
@@ -204,6 +218,30 @@ def deid(
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         typer.echo(result.text)
+
+
+@app.command()
+def ner(
+    file: Annotated[str, typer.Argument(help="PubTator file (title/abstract records), or - for stdin.")],
+    method: Annotated[str, typer.Option("--method", help="best, lexicon, model or ensemble.")] = "best",
+) -> None:
+    """Disease-mention recognition: print the records back with one annotation line per mention."""
+    from tools.ner import METHODS
+    from tools.ner.recognise import run_ner
+
+    if method != "best" and method not in METHODS:
+        raise _fail(f"--method must be best or one of {', '.join(sorted(METHODS))}")
+    path: Any
+    if file == "-":
+        path = sys.stdin.read().splitlines()
+    else:
+        if not Path(file).is_file():
+            raise _fail(f"no such file: {file}")
+        path = file
+    try:
+        run_ner(path, sys.stdout, method=method)
+    except ValueError as exc:
+        raise _fail(f"not a PubTator file: {exc}") from exc
 
 
 def main() -> None:

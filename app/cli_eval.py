@@ -43,8 +43,11 @@ def ner(
 ) -> None:
     """Disease NER: exact-span precision, recall and F1 per method."""
     from evaluation.ner_eval import evaluate_ner
+    from tools.ner import METHODS
 
-    _emit(evaluate_ner(_need(data), method), out)
+    path = _need(data)
+    methods = sorted(METHODS) if method == "all" else [method]
+    _emit({m: evaluate_ner(path, m) for m in methods}, out)
 
 
 @eval_app.command("tnm")

@@ -9,30 +9,47 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command
 from psycopg import Connection
 from psycopg.rows import dict_row
+from pydantic import BaseModel
 
 from agents.base import ConsultContext
 from agents.kg_verifier import Verifier
 from agents.literature_searcher import Retriever
 from agents.planner import Drafter
 from agents.report import compose_report
+from graphs import state as state_module
 from graphs.consult import build_consult_graph
+from oncoboard import domain
 from oncoboard.audit import TraceEvent, TraceRecorder, load_trace, persist_events
 from oncoboard.config import RunContext
-from oncoboard.crypto import Keyring
+from oncoboard.crypto import Keyring, KeyringCipher
 from oncoboard.domain import Approval, CaseInput, ConsultReport
 from oncoboard.llm import LanguageModel, NoModel
 from oncoboard.storage import Database
 
 logger = logging.getLogger(__name__)
+
+
+def checkpoint_serializer(keyring: Keyring) -> EncryptedSerializer:
+    """Checkpoints hold de-identified clinical state: encrypt them, and allow exactly our own types."""
+    allowed = [
+        obj
+        for module in (domain, state_module)
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__
+    ]
+    return EncryptedSerializer(KeyringCipher(keyring), JsonPlusSerializer(allowed_msgpack_modules=allowed))
 
 
 class ReportNotFound(LookupError):
@@ -57,17 +74,20 @@ class ConsultService:
     def __post_init__(self) -> None:
         self.db.migrate()
         self._saver_ready = False
+        self._setup_lock = threading.Lock()
         self._pseudonym_key = self.keyring.derived_key("pseudonyms")
+        self._serde = checkpoint_serializer(self.keyring)
 
     @contextmanager
     def _graph(self) -> Iterator[Any]:
         with Connection.connect(
             self.db.url, autocommit=True, prepare_threshold=0, row_factory=dict_row
         ) as conn:
-            saver = PostgresSaver(conn)  # type: ignore[arg-type]
-            if not self._saver_ready:
-                saver.setup()
-                self._saver_ready = True
+            saver = PostgresSaver(conn, serde=self._serde)  # type: ignore[arg-type]
+            with self._setup_lock:
+                if not self._saver_ready:
+                    saver.setup()
+                    self._saver_ready = True
             yield build_consult_graph(
                 llm=self.llm,
                 retriever=self.retriever,

@@ -95,3 +95,23 @@ def _read_key_files(key_dir: Path) -> list[bytes]:
     if not key_dir.is_dir():
         return []
     return [base64.b64decode(p.read_text().strip()) for p in sorted(key_dir.glob("*.key"))]
+
+
+class KeyringCipher:
+    """LangGraph's cipher protocol over the keyring, so checkpoints are encrypted at rest too."""
+
+    _PREFIX = "aesgcm-"
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def encrypt(self, plaintext: bytes) -> tuple[str, bytes]:
+        """``(cipher name carrying the key id, nonce + ciphertext)``."""
+        blob, key_id = self.keyring.encrypt(plaintext, b"checkpoint")
+        return f"{self._PREFIX}{key_id}", blob
+
+    def decrypt(self, ciphername: str, ciphertext: bytes) -> bytes:
+        """Plaintext of a checkpoint blob."""
+        if not ciphername.startswith(self._PREFIX):
+            raise CryptoError(f"unsupported checkpoint cipher {ciphername!r}")
+        return self.keyring.decrypt(ciphertext, ciphername[len(self._PREFIX) :], b"checkpoint")

@@ -211,3 +211,20 @@ def test_model_text_is_rule_checked_before_it_reaches_the_report(
     assert report.provenance.fields_from_llm == [] and report.provenance.llm == "none"
     calls = [e for e in load_trace(database, service.keyring, report.trace_id or "") if e.kind == "model_call"]
     assert len(calls) == 3 and all(c.payload["rejected"] for c in calls)
+
+
+def test_database_holds_no_plaintext_case_content(database: Database, service: ConsultService) -> None:
+    """Cases, reports, trace payloads and graph checkpoints are all encrypted at rest."""
+    service.consult(parse_case_bytes((ROOT / "examples/lung_egfr_en.txt").read_bytes()), RUN)
+    needles = [b"Miller", b"4481-2290", b"spiculated", b"osimertinib", b"exon 19"]
+    leaks: list[str] = []
+    with database.connect() as conn:
+        tables = [r["tablename"] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")]
+        for table in tables:
+            if table.startswith("literature_") or table == "schema_migrations":
+                continue  # public evidence cards, not patient data
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for column, value in row.items():
+                    raw = bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
+                    leaks += [f"{table}.{column}: {n.decode()}" for n in needles if n in raw]
+    assert leaks == []
