@@ -1,8 +1,9 @@
 """Rule checks on free text the language model writes, before it may enter a report.
 
 The model only explains schemes that the rule engines drafted. Its text is accepted when it stays
-inside the facts: it names no drug outside the scheme, no dose that the scheme does not carry, and
-is neither empty nor runaway. Anything else is dropped (and the trace records why), never repaired.
+inside the facts: it speaks about this scheme (names one of its drugs or treatments), names no drug
+outside the scheme, no dose that the scheme does not carry, and is neither empty, runaway nor
+degenerate (the same phrase over and over). Anything else is dropped (and the trace records why), never repaired.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _DOSE = re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(mg/m2|mg/m²|mg/kg|mg|µg|mcg|g)\b",
 _WORD_CHARS = r"[\w/-]"
 MIN_CHARS = 20
 MAX_CHARS = 1200
+REPEAT_LIMIT = 3
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +50,13 @@ def ungrounded_statements(text: str, scheme: Scheme) -> list[str]:
         problems.append("explanation is too long")
     allowed = {d.lower() for t in scheme.treatments for d in t.drugs}
     allowed |= {t.name.lower() for t in scheme.treatments}
+    lowered = stripped.lower()
+    if allowed and not any(name in lowered for name in allowed):
+        problems.append("does not mention any drug or treatment of the scheme")
+    words = re.findall(r"\w+", lowered)
+    grams = [" ".join(words[i : i + 4]) for i in range(max(0, len(words) - 3))]
+    if grams and max(grams.count(g) for g in set(grams)) >= REPEAT_LIMIT:
+        problems.append("repeats the same phrase")
     terms = _drug_terms()
     for match in _drug_pattern().finditer(stripped):
         generic = terms[match.group(1).lower()]

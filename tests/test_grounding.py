@@ -21,4 +21,10 @@ def test_grounded_explanation_passes() -> None:
 def test_other_drug_brand_or_dose_is_refused() -> None:
     assert any("outside the scheme" in p for p in ungrounded_statements("Give Keytruda with osimertinib daily.", SCHEME))
     assert any("dose" in p for p in ungrounded_statements("Osimertinib 160 mg once daily is the standard.", SCHEME))
-    assert ungrounded_statements("ok", SCHEME) == ["explanation is empty or too short"]
+    assert "explanation is empty or too short" in ungrounded_statements("ok", SCHEME)
+
+
+def test_off_topic_or_degenerate_text_is_refused() -> None:
+    assert any("does not mention" in p for p in ungrounded_statements("This is a good plan for the patient.", SCHEME))
+    looping = "osimertinib is good " * 6
+    assert "repeats the same phrase" in ungrounded_statements(looping, SCHEME)
