@@ -11,13 +11,13 @@ from typing import Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from oncoboard.lang import detect_language
 
 from agents.base import ConsultContext, run_settings
 from graphs.state import Intake
 from oncoboard.deid import Pseudonymizer, deidentify, extract_patient_id
 from oncoboard.domain import CaseInput, Language
 from oncoboard.knowledge import load_table
+from oncoboard.lang import detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ def validate_text(text: object, max_bytes: int) -> str:
         raise InputRejected("case text is empty")
     if "\x00" in text:
         raise InputRejected("case text contains binary data (NUL bytes)")
-    controls = sum(
-        1 for ch in text if unicodedata.category(ch) in {"Cc", "Cs", "Co"} and ch not in "\n\r\t\f"
-    )
+    controls = sum(1 for ch in text if unicodedata.category(ch) in {"Cc", "Cs", "Co"} and ch not in "\n\r\t\f")
     if controls > max(8, len(text) // 100):
         raise InputRejected("case text looks binary (too many control characters)")
     if not _WORD.search(text):

@@ -29,9 +29,7 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
         console.print(f"[red]error:[/] {report.error}")
         return
     if report.safety.status == "emergency_stop":
-        console.print(
-            Panel("EMERGENCY STOP — report locked until a chief physician approves", style="bold red")
-        )
+        console.print(Panel("EMERGENCY STOP — report locked until a chief physician approves", style="bold red"))
     if not report.oncology:
         console.print("No oncology diagnosis found in this case.")
     for tumor in report.tumors:
@@ -57,8 +55,7 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
         console.print(table)
     if report.biomarkers:
         console.print(
-            "[bold]Biomarkers:[/] "
-            + "; ".join(f"{b.name} {b.result} ({b.status})" for b in report.biomarkers)
+            "[bold]Biomarkers:[/] " + "; ".join(f"{b.name} {b.result} ({b.status})" for b in report.biomarkers)
         )
     for scheme in report.schemes:
         body = [scheme.rationale]
@@ -77,17 +74,15 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
             f"[bold]Guideline compliance:[/] {c.score}/100 ({c.level}, threshold {c.threshold}, "
             f"{c.iterations} iteration(s))"
         )
-        for finding in c.findings:
-            console.print(f"   · {finding}", style="dim")
+        for line in c.findings:
+            console.print(f"   · {line}", style="dim")
     for finding in report.safety.findings:
         colour = {"critical": "red", "warning": "yellow"}.get(finding.severity, "white")
         console.print(
             f"[{colour}]{finding.severity}[/] {finding.drug or ''}: {finding.reason} (basis: {finding.basis})"
         )
     if report.evidence:
-        console.print(
-            "[bold]Evidence:[/] " + "; ".join(f"{e.title} ({e.year}, {e.level})" for e in report.evidence)
-        )
+        console.print("[bold]Evidence:[/] " + "; ".join(f"{e.title} ({e.year}, {e.level})" for e in report.evidence))
     for reason in report.review_reasons:
         console.print(f"[yellow]review:[/] {reason}")
 
@@ -95,9 +90,7 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
 def render_trace(events: Sequence[TraceEvent], console: Console | None = None) -> None:
     """Print a trace as a table of steps."""
     console = console or Console()
-    table = Table(
-        "#", "at", "kind", "name", "ms", "summary", title=f"trace {events[0].trace_id if events else ''}"
-    )
+    table = Table("#", "at", "kind", "name", "ms", "summary", title=f"trace {events[0].trace_id if events else ''}")
     for ev in events:
         summary = ", ".join(sorted(ev.payload.keys()))[:60]
         table.add_row(

@@ -41,9 +41,7 @@ def bench_consult(rounds: int = 3) -> tuple[list[float], float]:
     service = build_service(no_llm=True)
     warmup = time.perf_counter() - start
     cases = [
-        parse_case_bytes(p.read_bytes())
-        for p in sorted((ROOT / "examples").iterdir())
-        if p.suffix in {".txt", ".json"}
+        parse_case_bytes(p.read_bytes()) for p in sorted((ROOT / "examples").iterdir()) if p.suffix in {".txt", ".json"}
     ]
     service.consult(cases[0], RunContext(use_llm=False))  # first call loads models and indexes
     latencies = []

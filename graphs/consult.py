@@ -34,15 +34,13 @@ from oncoboard.llm import LanguageModel, NoModel
 Node = Callable[[Any, Runtime[ConsultContext]], Any]
 
 
-def traced(name: str, fn: Node) -> Node:
+def traced(name: str, fn: Node) -> Any:
     """Wrap a node so its start and end (with its update and duration) are trace events."""
 
     def node(state: ConsultState, runtime: Runtime[ConsultContext]) -> Any:
         recorder = runtime.context.recorder if runtime.context is not None else None
         if recorder is not None:
-            recorder.record(
-                "node_start", name, {"state_keys": sorted(k for k in state if state.get(k) is not None)}
-            )
+            recorder.record("node_start", name, {"state_keys": sorted(k for k in state if state.get(k) is not None)})
         started = time.perf_counter()
         result = fn(state, runtime)
         if recorder is not None:
@@ -65,7 +63,7 @@ def build_consult_graph(
     verifier: Verifier | None = None,
     checkpointer: Any = None,
     drafter: Drafter | None = None,
-) -> CompiledStateGraph:
+) -> CompiledStateGraph[ConsultState, ConsultContext, ConsultInput, ConsultState]:
     """Compile the consult graph over the given backends.
 
     Tests and the CLI wire the same graph differently: no model (``NoModel``), a tiny in-process
@@ -79,21 +77,15 @@ def build_consult_graph(
     builder.add_node("extractor", traced("extractor", extractor))
     builder.add_node("tnm_stager", traced("tnm_stager", tnm_stager))
     builder.add_node("icd10_coder", traced("icd10_coder", icd10_coder))
-    builder.add_node(
-        "literature_searcher", traced("literature_searcher", make_literature_searcher(retriever))
-    )
+    builder.add_node("literature_searcher", traced("literature_searcher", make_literature_searcher(retriever)))
     builder.add_node("kg_verifier", traced("kg_verifier", make_kg_verifier(verifier)))
-    builder.add_node(
-        "planner", traced("planner", make_planner(model, drafter) if drafter else make_planner(model))
-    )
+    builder.add_node("planner", traced("planner", make_planner(model, drafter) if drafter else make_planner(model)))
     builder.add_node(
         "guideline_checker",
         traced("guideline_checker", guideline_checker),
         destinations=("planner", "safety_reviewer"),
     )
-    builder.add_node(
-        "safety_reviewer", traced("safety_reviewer", safety_reviewer), destinations=("locked", "report")
-    )
+    builder.add_node("safety_reviewer", traced("safety_reviewer", safety_reviewer), destinations=("locked", "report"))
     builder.add_node("locked", traced("locked", locked))
     builder.add_node("report", traced("report", make_report(model.describe)))
 

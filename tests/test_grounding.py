@@ -19,7 +19,9 @@ def test_grounded_explanation_passes() -> None:
 
 
 def test_other_drug_brand_or_dose_is_refused() -> None:
-    assert any("outside the scheme" in p for p in ungrounded_statements("Give Keytruda with osimertinib daily.", SCHEME))
+    assert any(
+        "outside the scheme" in p for p in ungrounded_statements("Give Keytruda with osimertinib daily.", SCHEME)
+    )
     assert any("dose" in p for p in ungrounded_statements("Osimertinib 160 mg once daily is the standard.", SCHEME))
     assert "explanation is empty or too short" in ungrounded_statements("ok", SCHEME)
 

@@ -126,7 +126,9 @@ def extract_findings(text: str, lang: Literal["en", "de"], structured: Structure
         entities = [e.model_copy(update={"text": original[e.start : e.end]}) for e in entities]
         tumors = [
             t.model_copy(
-                update={"evidence": tuple(sp.model_copy(update={"text": original[sp.start : sp.end]}) for sp in t.evidence)}
+                update={
+                    "evidence": tuple(sp.model_copy(update={"text": original[sp.start : sp.end]}) for sp in t.evidence)
+                }
             )
             for t in tumors
         ]

@@ -37,12 +37,8 @@ class DoseSpec(_Model):
     values: list[float] = Field(default_factory=list, description="Further accepted discrete doses.")
     min: float | None = Field(default=None, description="Lower end of an accepted range.")
     max: float | None = Field(default=None, description="Upper end of an accepted range.")
-    note: str | None = Field(
-        default=None, description="Qualifier printed after the dose (loading, bolus ...)."
-    )
-    alternative: bool = Field(
-        default=False, description="Accepted alternative dosing, not printed in a scheme."
-    )
+    note: str | None = Field(default=None, description="Qualifier printed after the dose (loading, bolus ...).")
+    alternative: bool = Field(default=False, description="Accepted alternative dosing, not printed in a scheme.")
 
     @model_validator(mode="after")
     def _has_amount(self) -> DoseSpec:
@@ -187,9 +183,7 @@ class SiteGuideline(_Model):
     edition: str
     recommendations: list[Recommendation]
     not_recommended: list[NotRecommended] = Field(default_factory=list)
-    histology_none: list[str] = Field(
-        default_factory=list, description="Histologies the table does not cover."
-    )
+    histology_none: list[str] = Field(default_factory=list, description="Histologies the table does not cover.")
     description: str | None = None
     risk_groups: list[dict[str, Any]] = Field(default_factory=list)
 
