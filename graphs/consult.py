@@ -26,7 +26,7 @@ from agents.kg_verifier import Verifier, make_kg_verifier
 from agents.literature_searcher import Retriever, make_literature_searcher
 from agents.planner import Drafter, make_planner
 from agents.report import make_report
-from agents.safety_reviewer import locked, safety_reviewer
+from agents.safety_reviewer import locked, make_safety_reviewer
 from agents.tnm_stager import tnm_stager
 from graphs.state import ConsultInput, ConsultState
 from oncoboard.llm import LanguageModel, NoModel
@@ -85,7 +85,9 @@ def build_consult_graph(
         traced("guideline_checker", guideline_checker),
         destinations=("planner", "safety_reviewer"),
     )
-    builder.add_node("safety_reviewer", traced("safety_reviewer", safety_reviewer), destinations=("locked", "report"))
+    builder.add_node(
+        "safety_reviewer", traced("safety_reviewer", make_safety_reviewer(verifier)), destinations=("locked", "report")
+    )
     builder.add_node("locked", traced("locked", locked))
     builder.add_node("report", traced("report", make_report(model.describe)))
 

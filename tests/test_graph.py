@@ -228,3 +228,25 @@ def test_database_holds_no_plaintext_case_content(database: Database, service: C
                     raw = bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
                     leaks += [f"{table}.{column}: {n.decode()}" for n in needles if n in raw]
     assert leaks == []
+
+
+def test_graph_verifier_adds_what_the_rule_tables_miss(
+    database: Database, service: ConsultService, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Capecitabine with phenytoin: no rule table entry, but an interaction edge in the graph."""
+    from oncoboard.config import Settings
+    from tools.kg.wiring import GraphVerifier
+
+    verifier = GraphVerifier(Settings(data_dir=tmp_path_factory.mktemp("kg-data")))
+    with_graph = ConsultService(db=database, keyring=service.keyring, llm=NoModel(), verifier=verifier)
+    text = (
+        "Adenocarcinoma of the sigmoid colon pT3 pN1a M0 after resection, adjuvant therapy planned. "
+        "ECOG 0. Medication: phenprocoumon (Marcumar), phenytoin."
+    )
+    report = with_graph.consult(CaseInput(text=text), RUN)
+    by_rule = {(f.rule_id or "").split("-")[0]: f for f in report.safety.findings}
+    assert "KG" in by_rule and by_rule["KG"].drug == "capecitabine" and "phenytoin" in by_rule["KG"].basis
+    # The anticoagulant interaction is the rule table's; the graph does not say it twice.
+    assert sum("phenprocoumon" in f.basis for f in report.safety.findings) == 1
+    assert report.safety.status == "warning"
+    assert any(link.node for link in report.kg.linked)
