@@ -10,14 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from oncoboard.config import get_settings
-
 app = typer.Typer(no_args_is_help=True, help="Literature evidence store: ingest, update, stats, search.")
 _out = Console()
 _err = Console(stderr=True)
 
 
 def _open_store() -> Any:
+    from oncoboard.config import get_settings
     from oncoboard.storage import Database
     from tools.literature.store import LiteratureStore
 
