@@ -96,6 +96,9 @@ def locked(state: ConsultState, runtime: Runtime[ConsultContext]) -> dict:
         approval = Approval.model_validate(decision)
     except ValidationError as exc:
         raise ApprovalError(f"invalid approval decision: {exc}") from exc
+    if approval.role != "chief":
+        # The lock is released by a chief only, whichever entry point resumed the run.
+        raise ApprovalError(f"a {approval.role} cannot release an emergency stop")
     recorder = runtime.context.recorder if runtime is not None and runtime.context is not None else None
     if recorder is not None:
         recorder.record("decision", "chief_approval", approval.model_dump(mode="json"))

@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+from graphs.service import PermissionDenied
 from oncoboard.audit import TraceRecorder, load_trace, persist_events
 from oncoboard.crypto import Keyring
 from oncoboard.domain import (
@@ -33,6 +34,7 @@ from oncoboard.domain import (
     ConsultReport,
     Findings,
     ReportStatus,
+    Role,
     Safety,
     SafetyFinding,
     Scheme,
@@ -131,15 +133,12 @@ def _rescore(
     if report.compliance is None or all(s.limited_evidence for s in schemes):
         return report.compliance, list(report.review_reasons), report.status
     old = report.compliance
-    new = check_compliance(
-        findings, list(report.tumors), schemes, threshold=old.threshold, iteration=old.iterations
-    )
+    new = check_compliance(findings, list(report.tumors), schemes, threshold=old.threshold, iteration=old.iterations)
     reasons = [r for r in report.review_reasons if not r.startswith("guideline compliance ")]
     status = report.status
     if not new.passed:
         reasons.append(
-            f"guideline compliance {new.score} is under the threshold {new.threshold}"
-            " after a clinician's change"
+            f"guideline compliance {new.score} is under the threshold {new.threshold} after a clinician's change"
         )
         if status == "final":
             status = "needs_review"
@@ -147,23 +146,31 @@ def _rescore(
 
 
 def modify_scheme(
-    db: Database, keyring: Keyring, case_id: str, kind: SchemeKind, change: SchemeChange, *, by: str
+    db: Database,
+    keyring: Keyring,
+    case_id: str,
+    kind: SchemeKind,
+    change: SchemeChange,
+    *,
+    by: str,
+    role: Role,
 ) -> ConsultReport:
-    """Apply a clinician's change to one scheme of a stored report; returns the updated report."""
+    """Apply a clinician's change to one scheme of a stored report; returns the updated report.
+
+    Only an attending or a chief may change a scheme; the rule holds here, not only in the API.
+    """
+    if role not in ("attending", "chief"):
+        raise PermissionDenied(f"a {role} may view but not modify a scheme")
     from tools.safety import review_safety
 
     if not change.reason.strip():
         raise ModificationError("a scheme change needs a reason")
     findings = _case_findings(db, keyring, case_id)
     with db.transaction() as conn:
-        row = conn.execute(
-            "SELECT payload, key_id FROM reports WHERE case_id = %s FOR UPDATE", (case_id,)
-        ).fetchone()
+        row = conn.execute("SELECT payload, key_id FROM reports WHERE case_id = %s FOR UPDATE", (case_id,)).fetchone()
         if row is None:
             raise ReportMissing(case_id)
-        report = ConsultReport.model_validate_json(
-            keyring.decrypt(row["payload"], row["key_id"], case_id.encode())
-        )
+        report = ConsultReport.model_validate_json(keyring.decrypt(row["payload"], row["key_id"], case_id.encode()))
         if report.status == "locked":
             raise ReportLocked(f"report {case_id} is locked: a chief's decision comes before any change")
         index = next((i for i, s in enumerate(report.schemes) if s.kind == kind), None)
@@ -228,9 +235,7 @@ def modify_scheme(
                     "compliance": compliance.model_dump(mode="json") if compliance else None,
                 },
             )
-            tail = TraceRecorder(
-                case_id=case_id, trace_id=report.trace_id, events=recorder.events[len(events) :]
-            )
+            tail = TraceRecorder(case_id=case_id, trace_id=report.trace_id, events=recorder.events[len(events) :])
             persist_events(conn, tail, keyring)
     logger.info("scheme %s of %s changed by %s", kind, case_id, by)
     return updated
@@ -253,8 +258,7 @@ def list_modifications(db: Database, keyring: Keyring, case_id: str | None = Non
     """Recorded scheme changes (all, or one case's), oldest first."""
     with db.connect() as conn:
         rows = conn.execute(
-            "SELECT * FROM scheme_modifications"
-            " WHERE %s::text IS NULL OR case_id = %s ORDER BY modification_id",
+            "SELECT * FROM scheme_modifications WHERE %s::text IS NULL OR case_id = %s ORDER BY modification_id",
             (case_id, case_id),
         ).fetchall()
     return [
@@ -263,9 +267,7 @@ def list_modifications(db: Database, keyring: Keyring, case_id: str | None = Non
             kind=r["kind"],
             by=r["by_user"],
             reason=r["reason"],
-            before=Scheme.model_validate_json(
-                keyring.decrypt(r["before"], r["key_id"], r["case_id"].encode())
-            ),
+            before=Scheme.model_validate_json(keyring.decrypt(r["before"], r["key_id"], r["case_id"].encode())),
             after=Scheme.model_validate_json(keyring.decrypt(r["after"], r["key_id"], r["case_id"].encode())),
             at=r["at"].isoformat(),
         )

@@ -60,6 +60,10 @@ class NotLocked(RuntimeError):
     """An approval was sent for a report that is not locked."""
 
 
+class PermissionDenied(PermissionError):
+    """The acting role may not do this (enforced here, whatever the entry point)."""
+
+
 @dataclass
 class ConsultService:
     """Consultations over one database, keyring and set of backends."""
@@ -80,9 +84,7 @@ class ConsultService:
 
     @contextmanager
     def _graph(self) -> Iterator[Any]:
-        with Connection.connect(
-            self.db.url, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        ) as conn:
+        with Connection.connect(self.db.url, autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
             saver = PostgresSaver(conn, serde=self._serde)  # type: ignore[arg-type]
             with self._setup_lock:
                 if not self._saver_ready:
@@ -114,9 +116,7 @@ class ConsultService:
         recorder.record("run_start", "consult", {"run": dict(run.__dict__), "llm": self.llm.describe})
         config = {"configurable": {"thread_id": recorder.trace_id}}
         with self._graph() as graph:
-            result = graph.invoke(
-                {"case": case}, config=config, context=ConsultContext(run=run, recorder=recorder)
-            )
+            result = graph.invoke({"case": case}, config=config, context=ConsultContext(run=run, recorder=recorder))
             state = graph.get_state(config).values
         if "report" in result:
             report: ConsultReport = result["report"]
@@ -136,9 +136,7 @@ class ConsultService:
             "structured": state["case"].structured.model_dump(mode="json"),
         }
         case_blob, case_key = self.keyring.encrypt(json.dumps(case_doc).encode(), report.case_id.encode())
-        report_blob, report_key = self.keyring.encrypt(
-            report.model_dump_json().encode(), report.case_id.encode()
-        )
+        report_blob, report_key = self.keyring.encrypt(report.model_dump_json().encode(), report.case_id.encode())
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO cases (case_id, language, text_sha256, payload, key_id) VALUES (%s, %s, %s, %s, %s)",
@@ -159,9 +157,7 @@ class ConsultService:
     def get_report(self, case_id: str) -> ConsultReport:
         """The stored report of a case."""
         with self.db.connect() as conn:
-            row = conn.execute(
-                "SELECT payload, key_id FROM reports WHERE case_id = %s", (case_id,)
-            ).fetchone()
+            row = conn.execute("SELECT payload, key_id FROM reports WHERE case_id = %s", (case_id,)).fetchone()
         if row is None:
             raise ReportNotFound(case_id)
         data = self.keyring.decrypt(row["payload"], row["key_id"], case_id.encode())
@@ -169,6 +165,8 @@ class ConsultService:
 
     def decide(self, case_id: str, approval: Approval) -> ConsultReport:
         """A chief's decision on a locked report: resume the paused run and record the outcome."""
+        if approval.role != "chief":
+            raise PermissionDenied(f"only a chief may approve or reject a locked report, not a {approval.role}")
         report = self.get_report(case_id)
         if report.status != "locked" or report.trace_id is None:
             raise NotLocked(f"report {case_id} is {report.status}, not locked")

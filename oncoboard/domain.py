@@ -429,11 +429,15 @@ class Provenance(Frozen):
     fields_from_llm: list[str] = Field(default_factory=list)
 
 
+Role = Literal["resident", "attending", "chief"]
+
+
 class Approval(Frozen):
     """A chief physician's decision on a locked report."""
 
     decision: Literal["approved", "rejected"]
     by: str
+    role: Role = Field(description="Role of the person deciding; only a chief may release a lock.")
     reason: str | None = None
     at: str
 

@@ -10,7 +10,7 @@ import pytest
 from app.caseio import parse_case_bytes
 from evaluation.contract import contract_problems
 from graphs.consult import build_consult_graph
-from graphs.service import ConsultService, NotLocked
+from graphs.service import ConsultService, NotLocked, PermissionDenied
 from oncoboard.audit import load_trace, verify_trace
 from oncoboard.config import RunContext
 from oncoboard.crypto import Keyring
@@ -38,15 +38,11 @@ def check_contract(report: ConsultReport) -> None:
 
 def test_graph_drawing_matches_snapshot() -> None:
     drawing = build_consult_graph().get_graph().draw_mermaid()
-    assert drawing == SNAPSHOT.read_text(), (
-        "graph changed: review it and update tests/snapshots/consult_graph.mmd"
-    )
+    assert drawing == SNAPSHOT.read_text(), "graph changed: review it and update tests/snapshots/consult_graph.mmd"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_every_example_gives_a_contract_report(
-    service: ConsultService, database: Database, path: Path
-) -> None:
+def test_every_example_gives_a_contract_report(service: ConsultService, database: Database, path: Path) -> None:
     report = service.consult(parse_case_bytes(path.read_bytes()), RUN)
     check_contract(report)
     assert report.status != "rejected"
@@ -106,20 +102,37 @@ def test_emergency_stop_locks_until_a_chief_decides(service: ConsultService) -> 
     approved = service.decide(
         report.case_id,
         Approval(
-            decision="approved", by="chief-1", reason="cardio-oncology reviewed", at="2026-11-25T10:00:00Z"
+            decision="approved",
+            by="chief-1",
+            role="chief",
+            reason="DPD deficiency reviewed; fluoropyrimidine-free regimen planned",
+            at="2026-11-25T10:00:00Z",
         ),
     )
     assert approved.status != "locked" and approved.approval and approved.approval.by == "chief-1"
     assert service.get_report(report.case_id).status == approved.status
     assert verify_trace(service.db, service.keyring, report.trace_id or "").ok
     with pytest.raises(NotLocked):
-        service.decide(report.case_id, Approval(decision="approved", by="chief-1", at="2026-11-25T10:01:00Z"))
+        service.decide(
+            report.case_id, Approval(decision="approved", by="chief-1", role="chief", at="2026-11-25T10:01:00Z")
+        )
+
+
+def test_only_a_chief_releases_a_lock_whatever_the_entry_point(service: ConsultService) -> None:
+    report = service.consult(parse_case_bytes((ROOT / "examples/colon_dpd_en.txt").read_bytes()), RUN)
+    for role in ("resident", "attending"):
+        with pytest.raises(PermissionDenied):
+            service.decide(
+                report.case_id,
+                Approval(decision="approved", by="x", role=role, at="2026-11-25T10:00:00Z"),  # type: ignore[arg-type]
+            )
+    assert service.get_report(report.case_id).status == "locked"
 
 
 def test_rejected_decision_keeps_the_lock(service: ConsultService) -> None:
     report = service.consult(parse_case_bytes((ROOT / "examples/colon_dpd_en.txt").read_bytes()), RUN)
     after = service.decide(
-        report.case_id, Approval(decision="rejected", by="chief-2", at="2026-11-25T11:00:00Z")
+        report.case_id, Approval(decision="rejected", by="chief-2", role="chief", at="2026-11-25T11:00:00Z")
     )
     assert after.status == "locked" and after.approval and after.approval.decision == "rejected"
 
@@ -142,9 +155,7 @@ def _perturbing_drafter(bad_iterations: int) -> Any:
 
 
 def test_loop_revises_an_under_threshold_plan(database: Database, service: ConsultService) -> None:
-    looping = ConsultService(
-        db=database, keyring=service.keyring, llm=NoModel(), drafter=_perturbing_drafter(1)
-    )
+    looping = ConsultService(db=database, keyring=service.keyring, llm=NoModel(), drafter=_perturbing_drafter(1))
     report = looping.consult(parse_case_bytes((ROOT / "examples/lung_egfr_en.txt").read_bytes()), RUN)
     assert report.compliance is not None
     assert report.compliance.iterations == 2 and report.compliance.passed
@@ -153,9 +164,7 @@ def test_loop_revises_an_under_threshold_plan(database: Database, service: Consu
 
 
 def test_loop_exhausted_ends_in_review(database: Database, service: ConsultService) -> None:
-    stubborn = ConsultService(
-        db=database, keyring=service.keyring, llm=NoModel(), drafter=_perturbing_drafter(99)
-    )
+    stubborn = ConsultService(db=database, keyring=service.keyring, llm=NoModel(), drafter=_perturbing_drafter(99))
     report = stubborn.consult(parse_case_bytes((ROOT / "examples/lung_egfr_en.txt").read_bytes()), RUN)
     assert report.compliance is not None and not report.compliance.passed
     assert report.compliance.iterations == 3

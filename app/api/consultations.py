@@ -56,9 +56,7 @@ def create_consultation(
     if body.mode == "async":
         job_id = queue.submit(case, run={"language": case.lang}, submitted_by=user.user_id)
         request.state.job_id = job_id
-        return JSONResponse(
-            JobAccepted(job_id=job_id).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED
-        )
+        return JSONResponse(JobAccepted(job_id=job_id).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     report = service.consult(case, RunContext.from_settings(get_settings(), language=case.lang))
     request.state.case_id = report.case_id
     return report
@@ -82,9 +80,7 @@ def get_consultation(case_id: CaseId, user: CurrentUser, service: ServiceDep) ->
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **_NOT_FOUND},
 )
-def consultation_events(
-    case_id: CaseId, user: CurrentUser, service: ServiceDep, queue: QueueDep
-) -> StreamingResponse:
+def consultation_events(case_id: CaseId, user: CurrentUser, service: ServiceDep, queue: QueueDep) -> StreamingResponse:
     """A consultation as server-sent events (``event: <kind>``), then ``event: report``.
 
     For a recorded case: a replay of its trace. Event data: ``{seq, kind, name, at, duration_ms}``;
@@ -121,7 +117,11 @@ def consultation_events(
 def decide(case_id: CaseId, body: DecisionCreate, user: ChiefUser, service: ServiceDep) -> ConsultReport:
     """A chief's approval or rejection of a locked report."""
     approval = Approval(
-        decision=body.decision, by=user.name, reason=body.reason, at=datetime.now(UTC).isoformat()
+        decision=body.decision,
+        by=user.name,
+        role=user.role,
+        reason=body.reason,
+        at=datetime.now(UTC).isoformat(),
     )
     try:
         return service.decide(case_id, approval)
@@ -144,11 +144,9 @@ def change_scheme(
     case_id: CaseId, kind: SchemeKind, body: SchemeChangeCreate, user: AttendingUser, service: ServiceDep
 ) -> ConsultReport:
     """Replace one scheme's treatments (attending or chief), with a mandatory reason."""
-    change = SchemeChange(
-        treatments=body.treatments, reason=body.reason, title=body.title, rationale=body.rationale
-    )
+    change = SchemeChange(treatments=body.treatments, reason=body.reason, title=body.title, rationale=body.rationale)
     try:
-        return modify_scheme(service.db, service.keyring, case_id, kind, change, by=user.name)
+        return modify_scheme(service.db, service.keyring, case_id, kind, change, by=user.name, role=user.role)
     except (ReportMissing, SchemeMissing) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except ReportLocked as exc:
