@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
+from agents.replay import RecordedCalls
 from oncoboard.audit import TraceRecorder
 from oncoboard.config import RunContext
 
@@ -24,6 +25,8 @@ class ConsultContext:
     recorder: TraceRecorder | None = None
     pseudonym_key: bytes | None = None
     """Secret behind pseudonymous case ids and pseudonyms, so one patient's cases stay linkable."""
+    replay: RecordedCalls | None = None
+    """When set, tool calls are answered from a recorded trace (exact audit replay)."""
 
 
 def to_jsonable(value: Any) -> Any:
@@ -41,12 +44,11 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def call_tool(
-    runtime: Runtime[ConsultContext] | None, name: str, fn: Callable[..., R], /, **inputs: Any
-) -> R:
+def call_tool(runtime: Runtime[ConsultContext] | None, name: str, fn: Callable[..., R], /, **inputs: Any) -> R:
     """Call a tool with keyword inputs and record the call (inputs, outputs, duration) in the trace."""
     started = time.perf_counter()
-    result = fn(**inputs)
+    replay = runtime.context.replay if runtime is not None and runtime.context is not None else None
+    result = replay.tool_output(name) if replay is not None and replay.replays(name) else fn(**inputs)
     recorder = runtime.context.recorder if runtime is not None and runtime.context is not None else None
     if recorder is not None:
         recorder.tool(name, to_jsonable(inputs), to_jsonable(result), started)

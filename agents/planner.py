@@ -37,9 +37,7 @@ def patient_summary(findings: Findings, tumors: list[Tumor]) -> str:
     return "; ".join(parts)
 
 
-def _explain(
-    llm: LanguageModel, scheme: Scheme, summary: str, lang: str, runtime: Runtime[ConsultContext]
-) -> str:
+def _explain(llm: LanguageModel, scheme: Scheme, summary: str, lang: str, runtime: Runtime[ConsultContext]) -> str:
     treatments = ", ".join(
         " ".join(x for x in (t.name, t.dose or "", t.schedule or "") if x) for t in scheme.treatments
     )
@@ -53,7 +51,11 @@ def _explain(
         guideline=scheme.guideline_ref or "none",
     )
     started = time.perf_counter()
-    text = llm.generate([Message("user", prompt)], max_tokens=_REASONING_TOKENS)
+    replay = runtime.context.replay if runtime is not None and runtime.context is not None else None
+    if replay is not None:
+        text = replay.model_output("scheme_reasoning")
+    else:
+        text = llm.generate([Message("user", prompt)], max_tokens=_REASONING_TOKENS)
     problems = ungrounded_statements(text, scheme)
     recorder = runtime.context.recorder if runtime is not None and runtime.context is not None else None
     if recorder is not None:
@@ -94,7 +96,10 @@ def make_planner(llm: LanguageModel, drafter: Drafter = draft_schemes) -> Callab
         )
         settings = run_settings(runtime)
         fields: list[str] = []
-        if schemes and settings.use_llm and not isinstance(llm, NoModel):
+        replay = runtime.context.replay if runtime is not None and runtime.context is not None else None
+        recorded_model = replay is not None and replay.has_model_calls("scheme_reasoning")
+        live_model = replay is None and settings.use_llm and not isinstance(llm, NoModel)
+        if schemes and (recorded_model or live_model):
             summary = patient_summary(findings, tumors)
             explained: list[Scheme] = []
             for index, scheme in enumerate(schemes):

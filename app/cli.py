@@ -22,9 +22,7 @@ EXIT_BAD_INPUT = 2
 EXIT_EMERGENCY_STOP = 3
 
 LangOption = Annotated[str, typer.Option("--lang", help="Language of the case text: auto, en or de.")]
-NoLLM = Annotated[
-    bool, typer.Option("--no-llm", help="Run without the language model (rules and retrieval only).")
-]
+NoLLM = Annotated[bool, typer.Option("--no-llm", help="Run without the language model (rules and retrieval only).")]
 
 
 def _fail(reason: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -94,9 +92,7 @@ def prepare(
 
 @app.command()
 def consult(
-    file: Annotated[
-        str | None, typer.Argument(help="Case file (plain text or JSON case), or - for stdin.")
-    ] = None,
+    file: Annotated[str | None, typer.Argument(help="Case file (plain text or JSON case), or - for stdin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ConsultReport JSON.")] = False,
     lang: LangOption = "auto",
     no_llm: NoLLM = False,
@@ -134,9 +130,7 @@ def consult(
     from oncoboard.config import RunContext, get_settings
 
     service = build_service(no_llm=no_llm)
-    report = service.consult(
-        case, RunContext.from_settings(get_settings(), use_llm=not no_llm, language=lang)
-    )
+    report = service.consult(case, RunContext.from_settings(get_settings(), use_llm=not no_llm, language=lang))
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -151,12 +145,21 @@ def consult(
 @app.command()
 def replay(
     trace_id: Annotated[str, typer.Argument(help="Trace id from a report.")],
-    verify: Annotated[
-        bool, typer.Option("--verify", help="Check the hash chain; exit 1 on tampering.")
-    ] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 on tampering.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the events as JSON lines.")] = False,
+    rerun: Annotated[
+        str | None,
+        typer.Option(
+            "--rerun",
+            help="exact: re-run on the recorded tool and model outputs (exit 1 if the report differs); "
+            "live: re-run on today's components and show what changed.",
+        ),
+    ] = None,
 ) -> None:
-    """Show a recorded consultation step by step."""
+    """Show a recorded consultation step by step, verify it, or re-run it for audit."""
+    if rerun is not None:
+        _rerun(trace_id, rerun)
+        return
     from app.wiring import open_database, open_keyring
     from oncoboard.audit import TraceNotFound, load_trace, verify_trace
     from oncoboard.crypto import CryptoError
@@ -184,6 +187,26 @@ def replay(
             typer.echo(json.dumps(ev.body() | {"hash": ev.hash}, ensure_ascii=False))
     else:
         render_trace(events)
+
+
+def _rerun(trace_id: str, mode: str) -> None:
+    if mode not in {"exact", "live"}:
+        raise _fail("--rerun must be exact or live")
+    from app.wiring import build_service
+    from graphs.replay import rerun_trace
+    from graphs.service import ReportNotFound
+
+    try:
+        result = rerun_trace(build_service(no_llm=mode == "exact"), trace_id, mode)  # type: ignore[arg-type]
+    except ReportNotFound as exc:
+        raise _fail(f"no recorded report for trace {exc}") from exc
+    if result.identical:
+        typer.echo(f"{mode} re-run of {trace_id}: the report is reproduced")
+        return
+    for line in result.differences:
+        typer.echo(f"differs: {line}")
+    if mode == "exact":
+        raise typer.Exit(1)
 
 
 @app.command()

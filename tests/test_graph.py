@@ -259,3 +259,34 @@ def test_graph_verifier_adds_what_the_rule_tables_miss(
     assert sum("phenprocoumon" in f.basis for f in report.safety.findings) == 1
     assert report.safety.status == "warning"
     assert any(link.node for link in report.kg.linked)
+
+
+def test_exact_rerun_reproduces_the_report_and_live_rerun_reports_changes(
+    database: Database, service: ConsultService
+) -> None:
+    from graphs.replay import rerun_trace
+
+    report = service.consult(parse_case_bytes((ROOT / "examples/lung_egfr_en.txt").read_bytes()), RUN)
+    exact = rerun_trace(service, report.trace_id or "", "exact")
+    assert exact.identical, exact.differences
+    assert rerun_trace(service, report.trace_id or "", "live").identical
+    # Today's components differ from the recorded ones: a planner that changes the dose.
+    changed = ConsultService(db=database, keyring=service.keyring, llm=NoModel(), drafter=_perturbing_drafter(99))
+    live = rerun_trace(changed, report.trace_id or "", "live")
+    assert any(d.startswith("schemes") for d in live.differences)
+    # The exact re-run answers from the trace, so the changed planner does not matter there.
+    assert rerun_trace(changed, report.trace_id or "", "exact").identical
+
+
+def test_exact_rerun_exposes_a_report_that_does_not_follow_from_its_trace(
+    database: Database, service: ConsultService
+) -> None:
+    from graphs.replay import rerun_trace
+
+    report = service.consult(parse_case_bytes((ROOT / "examples/rektum_de.txt").read_bytes()), RUN)
+    forged = report.model_copy(update={"icd10": [c.model_copy(update={"code": "C18.7"}) for c in report.icd10]})
+    blob, key_id = service.keyring.encrypt(forged.model_dump_json().encode(), report.case_id.encode())
+    with database.transaction() as conn:
+        conn.execute("UPDATE reports SET payload = %s, key_id = %s WHERE case_id = %s", (blob, key_id, report.case_id))
+    result = rerun_trace(service, report.trace_id or "", "exact")
+    assert any(d.startswith("icd10") for d in result.differences)
