@@ -25,6 +25,8 @@ class ConsultContext:
     recorder: TraceRecorder | None = None
     pseudonym_key: bytes | None = None
     """Secret behind pseudonymous case ids and pseudonyms, so one patient's cases stay linkable."""
+    phi_sink: dict[str, Any] | None = None
+    """Where intake leaves the pseudonymisation mapping for encrypted storage (never state or trace)."""
     replay: RecordedCalls | None = None
     """When set, tool calls are answered from a recorded trace (exact audit replay)."""
 

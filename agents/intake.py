@@ -110,6 +110,9 @@ def intake(state: dict, runtime: Runtime[ConsultContext]) -> Command[Literal["ex
         for span in result.spans:
             kinds[span.kind] = kinds.get(span.kind, 0) + 1
         recorder.tool("deidentify", {"chars": len(text), "lang": language}, {"phi_spans": kinds}, started)
+    sink = runtime.context.phi_sink if runtime is not None and runtime.context is not None else None
+    if sink is not None:
+        sink["mapping"] = pseudonymizer.mapping()
     reasons = injection_findings(text)
     update = Intake(
         case_id=pseudonymizer.pseudonymous_case_id(patient_id),

@@ -15,9 +15,7 @@ from oncoboard.domain import Findings, KGResult, Scheme, Tumor
 class Verifier(Protocol):
     """Grounds findings (and optionally schemes) in the knowledge graph."""
 
-    def verify(
-        self, findings: Findings, tumors: Sequence[Tumor], schemes: Sequence[Scheme] | None = None
-    ) -> KGResult:
+    def verify(self, findings: Findings, tumors: Sequence[Tumor], schemes: Sequence[Scheme] | None = None) -> KGResult:
         """Links, conflicts with their graph paths, and context lines for the planner."""
         ...
 

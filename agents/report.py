@@ -19,9 +19,7 @@ from oncoboard.domain import (
 )
 
 
-def compose_report(
-    state: Mapping[str, Any], *, llm_name: str = "none", trace_id: str | None = None
-) -> ConsultReport:
+def compose_report(state: Mapping[str, Any], *, llm_name: str = "none", trace_id: str | None = None) -> ConsultReport:
     """The report for the current state (also used for a locked run paused at its interrupt).
 
     Fail closed: a conflict, an exhausted loop, a suspicious note or missing evidence gives

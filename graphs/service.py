@@ -34,7 +34,7 @@ from oncoboard import domain
 from oncoboard.audit import TraceEvent, TraceRecorder, load_trace, persist_events
 from oncoboard.config import RunContext
 from oncoboard.crypto import Keyring, KeyringCipher
-from oncoboard.domain import Approval, CaseInput, ConsultReport
+from oncoboard.domain import Approval, CaseInput, ConsultReport, Role
 from oncoboard.llm import LanguageModel, NoModel
 from oncoboard.storage import Database
 
@@ -113,10 +113,12 @@ class ConsultService:
         if isinstance(self.llm, NoModel) and run.use_llm:
             run = RunContext(**{**run.__dict__, "use_llm": False})
         recorder = TraceRecorder(case_id="pending", listeners=[on_event] if on_event else [])
+        phi: dict[str, Any] = {}
         recorder.record("run_start", "consult", {"run": dict(run.__dict__), "llm": self.llm.describe})
         config = {"configurable": {"thread_id": recorder.trace_id}}
         with self._graph() as graph:
-            result = graph.invoke({"case": case}, config=config, context=ConsultContext(run=run, recorder=recorder))
+            context = ConsultContext(run=run, recorder=recorder, pseudonym_key=self._pseudonym_key, phi_sink=phi)
+            result = graph.invoke({"case": case}, config=config, context=context)
             state = graph.get_state(config).values
         if "report" in result:
             report: ConsultReport = result["report"]
@@ -125,10 +127,12 @@ class ConsultService:
             report = compose_report(state, llm_name=self.llm.describe, trace_id=recorder.trace_id)
         recorder.case_id = report.case_id
         recorder.record("run_end", "consult", {"status": report.status, "case_id": report.case_id})
-        self._persist(state, report, recorder)
+        self._persist(state, report, recorder, phi.get("mapping") or {})
         return report
 
-    def _persist(self, state: dict[str, Any], report: ConsultReport, recorder: TraceRecorder) -> None:
+    def _persist(
+        self, state: dict[str, Any], report: ConsultReport, recorder: TraceRecorder, mapping: dict[str, str]
+    ) -> None:
         intake = state["intake"]
         case_doc = {
             "text": intake.text,
@@ -153,6 +157,23 @@ class ConsultService:
                 (report.case_id, recorder.trace_id, report.status, report_blob, report_key),
             )
             persist_events(conn, recorder, self.keyring)
+            if mapping:
+                blob, key_id = self.keyring.encrypt(json.dumps(mapping).encode(), b"phi:" + report.case_id.encode())
+                conn.execute(
+                    "INSERT INTO phi_mappings (case_id, payload, key_id) VALUES (%s, %s, %s)",
+                    (report.case_id, blob, key_id),
+                )
+
+    def identity_mapping(self, case_id: str, role: Role) -> dict[str, str]:
+        """The case's pseudonym -> original mapping; re-identification is for a chief only."""
+        if role != "chief":
+            raise PermissionDenied(f"a {role} may not re-identify a case")
+        with self.db.connect() as conn:
+            row = conn.execute("SELECT payload, key_id FROM phi_mappings WHERE case_id = %s", (case_id,)).fetchone()
+        if row is None:
+            return {}
+        mapping = json.loads(self.keyring.decrypt(row["payload"], row["key_id"], b"phi:" + case_id.encode()))
+        return {pseudonym: surface for surface, pseudonym in mapping.items()}
 
     def get_report(self, case_id: str) -> ConsultReport:
         """The stored report of a case."""

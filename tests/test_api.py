@@ -68,9 +68,7 @@ def base_url(service: ConsultService) -> Iterator[str]:
 def tokens(database: Database) -> dict[str, str]:
     """One token per role."""
     suffix = uuid.uuid4().hex[:6]
-    return {
-        role: add_user(database, f"{role}-{suffix}", role)[1] for role in ("resident", "attending", "chief")
-    }
+    return {role: add_user(database, f"{role}-{suffix}", role)[1] for role in ("resident", "attending", "chief")}
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -137,8 +135,7 @@ def test_sync_consultation_is_stored_and_logged(
     assert client.get("/v1/consultations/nope", headers=_auth(tokens["resident"])).status_code == 404
     with database.connect() as conn:
         rows = conn.execute(
-            "SELECT user_name, method, route, status_code FROM access_log"
-            " WHERE case_id = %s ORDER BY access_id",
+            "SELECT user_name, method, route, status_code FROM access_log WHERE case_id = %s ORDER BY access_id",
             (report["case_id"],),
         ).fetchall()
     assert [(r["method"], r["route"], r["status_code"]) for r in rows] == [
@@ -203,8 +200,7 @@ def test_locked_report_is_released_only_by_a_chief(
     assert stored["status"] == "locked"
     with database.connect() as conn:
         refused = conn.execute(
-            "SELECT user_name, route FROM access_log"
-            " WHERE case_id = %s AND status_code = 403 ORDER BY access_id",
+            "SELECT user_name, route FROM access_log WHERE case_id = %s AND status_code = 403 ORDER BY access_id",
             (case_id,),
         ).fetchall()
     assert [r["user_name"].split("-")[0] for r in refused] == ["resident", "attending", "resident"]
@@ -233,15 +229,11 @@ def test_scheme_change_is_safety_checked_and_recorded(
     }
     refused = client.post(url, json=unsafe, headers=_auth(tokens["attending"]))
     assert refused.status_code == 422 and "trastuzumab" in refused.json()["detail"]
-    no_reason = client.post(
-        url, json={"treatments": unsafe["treatments"]}, headers=_auth(tokens["attending"])
-    )
+    no_reason = client.post(url, json={"treatments": unsafe["treatments"]}, headers=_auth(tokens["attending"]))
     assert no_reason.status_code == 422
 
     safe = {
-        "treatments": [
-            {"name": "osimertinib", "drugs": ["osimertinib"], "dose": "80 mg", "schedule": "once daily"}
-        ],
+        "treatments": [{"name": "osimertinib", "drugs": ["osimertinib"], "dose": "80 mg", "schedule": "once daily"}],
         "rationale": "EGFR-targeted monotherapy chosen by the board.",
         "reason": "board preference for targeted monotherapy",
     }
@@ -257,14 +249,10 @@ def test_scheme_change_is_safety_checked_and_recorded(
     assert updated.status == report["status"]
     mods = list_modifications(service.db, service.keyring, case_id)
     assert len(mods) == 1 and mods[0].reason == safe["reason"] and mods[0].by.startswith("attending-")
-    assert mods[0].before.model_dump(mode="json") == next(
-        s for s in report["schemes"] if s["kind"] == "lowest_risk"
-    )
+    assert mods[0].before.model_dump(mode="json") == next(s for s in report["schemes"] if s["kind"] == "lowest_risk")
     trace = client.get(f"/v1/traces/{updated.trace_id}", headers=_auth(tokens["attending"])).json()
     assert trace["events"][-1]["name"] == "scheme_modification"
-    assert client.get(f"/v1/traces/{updated.trace_id}/verify", headers=_auth(tokens["attending"])).json()[
-        "ok"
-    ]
+    assert client.get(f"/v1/traces/{updated.trace_id}/verify", headers=_auth(tokens["attending"])).json()["ok"]
     off_guideline = {
         "treatments": [{"name": "best supportive care"}],
         "reason": "patient declines systemic therapy",
@@ -283,9 +271,7 @@ def test_scheme_change_is_safety_checked_and_recorded(
         "lowest_risk",
         "evidence_priority",
     ]
-    missing = client.post(
-        "/v1/consultations/nope/schemes/lowest_risk", json=safe, headers=_auth(tokens["chief"])
-    )
+    missing = client.post("/v1/consultations/nope/schemes/lowest_risk", json=safe, headers=_auth(tokens["chief"]))
     assert missing.status_code == 404
 
 
@@ -342,19 +328,14 @@ def test_job_events_stream_live_progress(client: httpx.Client, tokens: dict[str,
     assert client.get("/v1/jobs/job-unknown", headers=_auth(tokens["resident"])).status_code == 404
 
 
-def test_twenty_concurrent_async_submissions_all_complete(
-    client: httpx.Client, tokens: dict[str, str]
-) -> None:
+def test_twenty_concurrent_async_submissions_all_complete(client: httpx.Client, tokens: dict[str, str]) -> None:
     bodies: list[dict[str, Any]] = [
-        {"text": f"Case {i}: follow-up visit, hypertension well controlled, no complaints."}
-        for i in range(16)
+        {"text": f"Case {i}: follow-up visit, hypertension well controlled, no complaints."} for i in range(16)
     ]
     bodies += [{"text": LUNG_CASE}, {"text": LUNG_CASE, "structured": LOW_CRCL}] * 2
 
     def submit(body: dict[str, Any]) -> str:
-        response = client.post(
-            "/v1/consultations", json={**body, "mode": "async"}, headers=_auth(tokens["resident"])
-        )
+        response = client.post("/v1/consultations", json={**body, "mode": "async"}, headers=_auth(tokens["resident"]))
         assert response.status_code == 202, response.text
         return str(response.json()["job_id"])
 
@@ -391,10 +372,17 @@ def test_openapi_fuzzing_finds_no_server_error(base_url: str, tokens: dict[str, 
             response = case.call(base_url=base_url, headers=headers, timeout=120)
             statuses.append(response.status_code)
             if response.status_code >= 500:
-                failures.append(
-                    f"{case.method} {case.formatted_path} {case.body!r:.300}: {response.status_code}"
-                )
+                failures.append(f"{case.method} {case.formatted_path} {case.body!r:.300}: {response.status_code}")
 
         check()
     assert not failures, failures
     assert len(statuses) >= 10 and any(code < 300 for code in statuses)
+
+
+def test_reidentification_is_for_a_chief_only(client: httpx.Client, tokens: dict[str, str]) -> None:
+    report = _consult(client, tokens["resident"], (ROOT / "examples" / "rektum_de.txt").read_text())
+    url = f"/v1/consultations/{report['case_id']}/identity"
+    for role in ("resident", "attending"):
+        assert client.get(url, headers=_auth(tokens[role])).status_code == 403
+    mapping = client.get(url, headers=_auth(tokens["chief"])).json()
+    assert any("Mustermann" in original for original in mapping.values())

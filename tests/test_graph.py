@@ -290,3 +290,16 @@ def test_exact_rerun_exposes_a_report_that_does_not_follow_from_its_trace(
         conn.execute("UPDATE reports SET payload = %s, key_id = %s WHERE case_id = %s", (blob, key_id, report.case_id))
     result = rerun_trace(service, report.trace_id or "", "exact")
     assert any(d.startswith("icd10") for d in result.differences)
+
+
+def test_pseudonyms_are_stable_per_patient_and_reversible_by_a_chief_only(service: ConsultService) -> None:
+    text = (ROOT / "examples/rektum_de.txt").read_text()
+    first = service.consult(CaseInput(text=text), RUN)
+    second = service.consult(CaseInput(text=text), RUN)
+    # Same patient id -> same keyed stem, different random code.
+    assert first.case_id.rsplit("-", 1)[0] == second.case_id.rsplit("-", 1)[0]
+    assert first.case_id != second.case_id
+    with pytest.raises(PermissionDenied):
+        service.identity_mapping(first.case_id, "attending")
+    mapping = service.identity_mapping(first.case_id, "chief")
+    assert "Erika Mustermann" in mapping.values() or "Mustermann" in " ".join(mapping.values())

@@ -75,6 +75,13 @@ def get_consultation(case_id: CaseId, user: CurrentUser, service: ServiceDep) ->
     return _report(service, case_id)
 
 
+@router.get("/{case_id}/identity", response_model=dict[str, str], responses=_NOT_FOUND)
+def case_identity(case_id: CaseId, user: ChiefUser, service: ServiceDep) -> dict[str, str]:
+    """Re-identification (chief only): the case's pseudonym -> original mapping, access-logged."""
+    _report(service, case_id)
+    return service.identity_mapping(case_id, user.role)
+
+
 @router.get(
     "/{case_id}/events",
     response_class=StreamingResponse,
