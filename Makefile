@@ -26,6 +26,8 @@ demo: install
 	$(BIN)/oncoboard consult examples/rektum_de.txt
 
 test: install
+	# Debian's Chromium for the browser tests (installed once; Playwright's own download is not used).
+	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -120,6 +120,19 @@ def consult(
     _emit(evaluate_consultations(_need(examples)), out)
 
 
+@eval_app.command("cases")
+def cases(
+    data: Annotated[Path, typer.Option("--data", help="Folder of gold-labelled case YAML files.")] = Path(
+        "knowledge/cases"
+    ),
+    out: OutOption = None,
+) -> None:
+    """Dev case set through the graph: field accuracy, ICD-10, treatment concordance, safety, compliance."""
+    from evaluation.cases_eval import evaluate_cases
+
+    _emit(evaluate_cases(_need(data)), out)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``eval`` on the main CLI."""
     app.add_typer(eval_app, name="eval")

@@ -10,9 +10,7 @@ from typing import Annotated
 
 import typer
 
-NoLLM = Annotated[
-    bool, typer.Option("--no-llm", help="Run without the language model (rules and retrieval only).")
-]
+NoLLM = Annotated[bool, typer.Option("--no-llm", help="Run without the language model (rules and retrieval only).")]
 RulesOnly = Annotated[
     bool,
     typer.Option("--rules-only", help="Run without the literature retriever and the graph verifier."),
@@ -26,7 +24,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[
         int, typer.Option("--workers", min=0, max=32, help="Job workers run as threads of this process.")
-    ] = 0,
+    ] = 1,
     no_llm: NoLLM = False,
     rules_only: RulesOnly = False,
 ) -> None:
@@ -42,9 +40,7 @@ def serve(
 
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Exit when the queue is empty.")] = False,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=32, help="Jobs run at the same time.")
-    ] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=32, help="Jobs run at the same time.")] = 1,
     heartbeat: Annotated[float, typer.Option("--heartbeat", min=0.1, help="Heartbeat interval (s).")] = 2.0,
     stale_after: Annotated[
         float, typer.Option("--stale-after", min=1.0, help="Re-claim running jobs silent this long (s).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -26,7 +27,7 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
         )
     )
     if report.error:
-        console.print(f"[red]error:[/] {report.error}")
+        console.print(f"[red]error:[/] {escape(report.error)}")
         return
     if report.safety.status == "emergency_stop":
         console.print(Panel("EMERGENCY STOP — report locked until a chief physician approves", style="bold red"))
@@ -36,13 +37,16 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
         t = tumor.tnm
         tnm = " ".join(f"{t.prefix or ''}{x}" for x in (t.t, t.n, t.m) if x)
         console.print(
-            f"[bold]{'Primary' if tumor.primary else 'Tumour'}:[/] {tumor.site}"
-            f"{' (' + tumor.subsite + ')' if tumor.subsite else ''}, {tumor.histology or 'histology not stated'}"
-            f" — {tnm or 'TNM not determinable'}, stage {t.stage_group or 'n/a'}"
-            + (f", BCLC {tumor.other_staging['bclc']}" if "bclc" in tumor.other_staging else "")
+            f"[bold]{'Primary' if tumor.primary else 'Tumour'}:[/] "
+            + escape(
+                f"{tumor.site}{' (' + tumor.subsite + ')' if tumor.subsite else ''}, "
+                f"{tumor.histology or 'histology not stated'} — {tnm or 'TNM not determinable'}, "
+                f"stage {t.stage_group or 'n/a'}"
+                + (f", BCLC {tumor.other_staging['bclc']}" if "bclc" in tumor.other_staging else "")
+            )
         )
         for line in t.rationale:
-            console.print(f"   · {line}", style="dim")
+            console.print(f"   · {line}", style="dim", markup=False)
     if report.icd10:
         table = Table("ICD-10", "role", "description", "rule", title="Codes")
         for code in report.icd10:
@@ -55,7 +59,7 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
         console.print(table)
     if report.biomarkers:
         console.print(
-            "[bold]Biomarkers:[/] " + "; ".join(f"{b.name} {b.result} ({b.status})" for b in report.biomarkers)
+            "[bold]Biomarkers:[/] " + escape("; ".join(f"{b.name} {b.result} ({b.status})" for b in report.biomarkers))
         )
     for scheme in report.schemes:
         body = [scheme.rationale]
@@ -67,7 +71,7 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
             body.append("literature: " + ", ".join(scheme.bases.literature))
         if scheme.bases.model_reasoning:
             body.append("model reasoning: " + scheme.bases.model_reasoning)
-        console.print(Panel("\n".join(body), title=f"{scheme.kind}: {scheme.title}"))
+        console.print(Panel(escape("\n".join(body)), title=escape(f"{scheme.kind}: {scheme.title}")))
     if report.compliance:
         c = report.compliance
         console.print(
@@ -75,16 +79,19 @@ def render_report(report: ConsultReport, console: Console | None = None) -> None
             f"{c.iterations} iteration(s))"
         )
         for line in c.findings:
-            console.print(f"   · {line}", style="dim")
+            console.print(f"   · {line}", style="dim", markup=False)
     for finding in report.safety.findings:
         colour = {"critical": "red", "warning": "yellow"}.get(finding.severity, "white")
         console.print(
-            f"[{colour}]{finding.severity}[/] {finding.drug or ''}: {finding.reason} (basis: {finding.basis})"
+            f"[{colour}]{finding.severity}[/] "
+            + escape(f"{finding.drug or ''}: {finding.reason} (basis: {finding.basis})")
         )
     if report.evidence:
-        console.print("[bold]Evidence:[/] " + "; ".join(f"{e.title} ({e.year}, {e.level})" for e in report.evidence))
+        console.print(
+            "[bold]Evidence:[/] " + escape("; ".join(f"{e.title} ({e.year}, {e.level})" for e in report.evidence))
+        )
     for reason in report.review_reasons:
-        console.print(f"[yellow]review:[/] {reason}")
+        console.print(f"[yellow]review:[/] {escape(reason)}")
 
 
 def render_trace(events: Sequence[TraceEvent], console: Console | None = None) -> None:

@@ -11,7 +11,7 @@ _GROUPS = {
     "literature": ("app.cli_literature", "Literature store: ingest, update, stats."),
     "kg": ("app.cli_kg", "Knowledge graph: build, stats, query, embed."),
 }
-_MODULES = ("app.cli_eval", "app.cli_service", "app.cli_model")
+_MODULES = ("app.cli_eval", "app.cli_service", "app.cli_model", "app.cli_chat")
 
 
 def register(app: typer.Typer) -> None:

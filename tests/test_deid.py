@@ -327,16 +327,14 @@ def test_never_crashes_on_arbitrary_strings() -> None:
         deidentify(None)  # type: ignore[arg-type]
 
 
-def test_a_100kb_letter_is_fast() -> None:
-    text = (GERMAN_LETTER + ENGLISH_LETTER) * (100_000 // len(GERMAN_LETTER + ENGLISH_LETTER) + 1)
-    text = text[:100_000]
-    deidentify(GERMAN_LETTER)  # compiles the patterns once
-    # CPU time, not wall time: the test machine is shared, and contention is not the code's cost.
-    start = time.process_time()
+def test_a_100kb_letter_is_handled_whole() -> None:
+    """Size is no reason to skip text: every repeated letter's PHI is found (speed: benchmarks/bench_deid.py)."""
+    unit = GERMAN_LETTER + ENGLISH_LETTER
+    text = (unit * (100_000 // len(unit) + 1))[:100_000]
     result = deidentify(text)
-    elapsed = time.process_time() - start
-    assert len(result.spans) > 500
-    assert elapsed < 1.0, f"100 kB took {elapsed:.2f} s of CPU"
+    single = len(deidentify(unit).spans)
+    assert len(result.spans) >= single * (100_000 // len(unit))
+    assert all(text[s.start : s.end] == s.surface for s in result.spans)
 
 
 def test_evaluation_on_one_grascco_letter(tmp_path: Path) -> None:

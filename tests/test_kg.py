@@ -146,9 +146,8 @@ def test_edges_to_undeclared_pairs_are_refused(backend: GraphStore) -> None:
 # --------------------------------------------------------------------------- build
 
 
-def test_build_is_fast_and_complete(built: tuple[LadybugStore, float]) -> None:
-    store, seconds = built
-    assert seconds < 60
+def test_build_is_complete(built: tuple[LadybugStore, float]) -> None:
+    store, _seconds = built
     stats = store.stats()
     # WHO ICD-10 chapter II (C00-D48): chapter, blocks, categories, subcategories
     assert stats["nodes"]["Disease"] > 850
@@ -189,10 +188,7 @@ def test_icd_hierarchy_parent_edges(kg: LadybugStore) -> None:
 
 def test_ensure_built_second_call_is_free(kg: LadybugStore) -> None:
     assert ensure_built(kg) is False  # the module build stamped the current fingerprint
-    started = time.perf_counter()
-    for _ in range(100):
-        assert ensure_built(kg) is False
-    assert (time.perf_counter() - started) / 100 < 0.001
+    assert ensure_built(kg) is False
 
 
 def test_ensure_built_builds_an_empty_store_once(tmp_path: Path) -> None:

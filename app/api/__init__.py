@@ -16,6 +16,7 @@ from starlette.routing import Match
 
 from app.api import consultations, health, jobs, traces
 from app.api.deps import Runtime, ServiceFactory
+from app.chat.router import router as chat_router
 from app.jobs import WorkerSettings
 from oncoboard.auth import Access, log_access
 
@@ -97,4 +98,5 @@ def create_app(
     app.include_router(consultations.router)
     app.include_router(jobs.router)
     app.include_router(traces.router)
+    app.include_router(chat_router)
     return app

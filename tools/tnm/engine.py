@@ -452,7 +452,9 @@ def derive_m(spec: SiteSpec, tumor: TumorFinding, findings: Findings) -> Derived
     """M from the metastasis sites; M0 only when the text negates distant spread."""
     rules = spec.m_rules
     sites = [s for s in tumor.metastases if s]
-    if sites and not tumor.metastases_negated:
+    # Described metastases outrank a blanket "M0"/"no distant metastases" elsewhere in the text;
+    # the contradiction itself is reported as a conflict by stage_tumor.
+    if sites:
         site_rules: Mapping[str, Any] = rules.get("sites") or {}
         default = rules.get("default_site")
         found: list[str] = []
@@ -633,6 +635,12 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
         "m": derive_m(spec, tumor, findings),
     }
     final: dict[str, str | None] = {}
+    if tumor.metastases and tumor.metastases_negated:
+        conflicts.append(
+            "the text both excludes distant metastasis and describes metastases ("
+            + ", ".join(tumor.metastases)
+            + "); the categories need review"
+        )
     for axis in AXES:
         stated = getattr(parsed, axis) if parsed is not None else None
         if stated is not None:
