@@ -133,6 +133,17 @@ def cases(
     _emit(evaluate_cases(_need(data)), out)
 
 
+@eval_app.command("rag")
+def rag(
+    data: Annotated[Path | None, typer.Option("--data", help="Folder of dev case YAML files.")] = None,
+    out: OutOption = None,
+) -> None:
+    """Consult the dev cases with and without retrieval: recency, level-1 share, feature match of citations."""
+    from evaluation.rag_eval import evaluate_rag
+
+    _emit(evaluate_rag(_need(data)) if data else evaluate_rag(), out)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``eval`` on the main CLI."""
     app.add_typer(eval_app, name="eval")
