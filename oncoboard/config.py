@@ -76,7 +76,7 @@ class RunContext:
     max_iterations: int = 3
     tnm_edition: str = "AJCC 8th"
     icd10_edition: str = "ICD-10-WHO-2019"
-    retrieval_k: int = 5
+    retrieval_k: int = 10
     recency_years: int = 3
     use_llm: bool = True
     max_text_bytes: int = 1_000_000
