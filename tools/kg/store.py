@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -78,11 +79,12 @@ def _batches(rows: Sequence[dict[str, object]], size: int) -> Iterable[list[dict
         yield list(rows[start : start + size])
 
 
-class _CypherStoreBase:
+class _CypherStoreBase(ABC):
     """Loading logic shared by both backends; subclasses provide ``query``."""
 
+    @abstractmethod
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Run one Cypher statement and return its rows as dicts."""
 
     def load(self, nodes: Iterable[Node], edges: Iterable[Edge]) -> None:
         """Upsert nodes, then edges, in batches with ``UNWIND ... MERGE``."""
@@ -151,9 +153,7 @@ class LadybugStore(_CypherStoreBase):
     def stats(self) -> dict[str, Any]:
         """Counts of nodes by label and edges by type, with totals."""
         nodes = {r["label"]: r["n"] for r in self.query("MATCH (n) RETURN label(n) AS label, count(*) AS n")}
-        edges = {
-            r["type"]: r["n"] for r in self.query("MATCH ()-[e]->() RETURN label(e) AS type, count(*) AS n")
-        }
+        edges = {r["type"]: r["n"] for r in self.query("MATCH ()-[e]->() RETURN label(e) AS type, count(*) AS n")}
         return _stats_dict("ladybug", nodes, edges)
 
     def close(self) -> None:
@@ -176,10 +176,7 @@ class Neo4jStore(_CypherStoreBase):
     def bootstrap_schema(self) -> None:
         """Create a uniqueness constraint on ``id`` per label; idempotent."""
         for label in NODE_LABELS:
-            self.query(
-                f"CREATE CONSTRAINT kg_{label.lower()}_id IF NOT EXISTS "
-                f"FOR (n:{label}) REQUIRE n.id IS UNIQUE"
-            )
+            self.query(f"CREATE CONSTRAINT kg_{label.lower()}_id IF NOT EXISTS FOR (n:{label}) REQUIRE n.id IS UNIQUE")
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run one Cypher statement in its own transaction and return its rows."""
@@ -193,12 +190,8 @@ class Neo4jStore(_CypherStoreBase):
 
     def stats(self) -> dict[str, Any]:
         """Counts of nodes by label and edges by type, with totals."""
-        nodes = {
-            r["label"]: r["n"] for r in self.query("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n")
-        }
-        edges = {
-            r["type"]: r["n"] for r in self.query("MATCH ()-[e]->() RETURN type(e) AS type, count(*) AS n")
-        }
+        nodes = {r["label"]: r["n"] for r in self.query("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n")}
+        edges = {r["type"]: r["n"] for r in self.query("MATCH ()-[e]->() RETURN type(e) AS type, count(*) AS n")}
         return _stats_dict("neo4j", nodes, edges)
 
     def close(self) -> None:
