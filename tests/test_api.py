@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app.api import create_app
 from app.jobs import WorkerSettings
@@ -27,6 +24,7 @@ from oncoboard.crypto import Keyring
 from oncoboard.domain import ConsultReport
 from oncoboard.llm import NoModel
 from oncoboard.storage import Database
+from tests.servers import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 DPD_CASE = (ROOT / "examples" / "colon_dpd_en.txt").read_text()
@@ -49,19 +47,8 @@ def service(database: Database) -> ConsultService:
 def base_url(service: ConsultService) -> Iterator[str]:
     """A uvicorn server on 127.0.0.1 with two in-process workers."""
     app = create_app(lambda: service, workers=2, worker_settings=WorkerSettings(poll_s=0.05))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with serving(app, start_timeout=20) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from app.api import create_app
-from app.chat.router import router as chat_router
 from app.jobs import WorkerSettings
 from graphs.service import ConsultService
 from oncoboard.auth import add_user
 from oncoboard.crypto import Keyring
 from oncoboard.llm import NoModel
 from oncoboard.storage import Database
+from tests.servers import serving
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
@@ -52,21 +48,8 @@ def base_url(database: Database) -> Iterator[str]:
     """A uvicorn server on 127.0.0.1 (rules-only service, one in-process worker) with the chat page."""
     service = ConsultService(db=database, keyring=Keyring(secrets.token_bytes(32)), llm=NoModel())
     app = create_app(lambda: service, workers=1, worker_settings=WorkerSettings(poll_s=0.05))
-    if not any(getattr(r, "path", None) == "/v1/consultations/{case_id}/chat" for r in app.routes):
-        app.include_router(chat_router)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +144,9 @@ def test_locked_case_is_released_by_a_chief(page: Any, tokens: dict[str, str], e
     expect(page.locator("ul.safety .sev-critical").first).to_be_visible()
     _shot(page, f"{Path(example).stem}_locked")
     # Keyboard only: the reason field, then Tab to Approve and Enter.
-    page.get_by_label("Reason (kept in the audit trace)").fill("DPD deficiency reviewed; fluoropyrimidine-free regimen planned")
+    page.get_by_label("Reason (kept in the audit trace)").fill(
+        "DPD deficiency reviewed; fluoropyrimidine-free regimen planned"
+    )
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Approve")).to_be_focused()
     page.keyboard.press("Enter")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import shutil
-import time
 from datetime import date
 from pathlib import Path
 

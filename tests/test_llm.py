@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from pydantic import BaseModel, Field
 
 from oncoboard.llm import LLMError, Message, NoModel, generate_structured
@@ -17,6 +13,7 @@ from oncoboard.llm.base import _first_json_object
 from oncoboard.llm.openai_backend import OpenAIChatModel
 from oncoboard.llm.server import create_model_server
 from oncoboard.llm.transformers_backend import TransformersModel
+from tests.servers import free_port, serving
 
 
 @pytest.fixture(scope="module")
@@ -81,29 +78,10 @@ def test_first_json_object_handles_braces_in_strings() -> None:
     assert _first_json_object("none") is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tiny: TransformersModel) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_model_server(tiny, "oncoboard"), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "model server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_model_server(tiny, "oncoboard"), start_timeout=20) as url:
+        yield url
 
 
 def test_openai_client_against_local_server(served: str, tiny: TransformersModel) -> None:
@@ -119,4 +97,4 @@ def test_openai_client_errors_are_clear(served: str) -> None:
     with pytest.raises(LLMError, match="404"):
         OpenAIChatModel(served, "other-model").generate([Message("user", "x")])
     with pytest.raises(LLMError, match="unreachable"):
-        OpenAIChatModel(f"http://127.0.0.1:{_free_port()}", "m", timeout=2).generate([Message("user", "x")])
+        OpenAIChatModel(f"http://127.0.0.1:{free_port()}", "m", timeout=2).generate([Message("user", "x")])
