@@ -438,3 +438,24 @@ def test_node_descriptors() -> None:
     assert nodes.contralateral and nodes.supraclavicular and nodes.fixed_or_matted
     assert {"mediastinal", "supraclavicular", "station 4R"} <= set(nodes.stations)
     assert nodes.negated is False
+
+
+def test_a_tested_variant_inside_a_negative_list_stays_negative() -> None:
+    # A variant named inside a list of tested markers must not leak onto its neighbours as a finding.
+    text = "Lung adenocarcinoma. EGFR, ALK, ROS1, BRAF, KRAS G12C, MET and RET negative. PD-L1 TPS 80%."
+    status = {b.name: b.status for b in extract_findings(text, "en").biomarkers}
+    assert status == {
+        "EGFR": "negative",
+        "ALK": "negative",
+        "ROS1": "negative",
+        "BRAF": "negative",
+        "KRAS": "negative",
+        "MET": "negative",
+        "RET": "negative",
+        "PD-L1": "positive",
+    }
+    opened = {
+        b.name: (b.result, b.status)
+        for b in extract_findings("Lung adenocarcinoma. EGFR exon 19 deletion, ALK and ROS1 negative.", "en").biomarkers
+    }
+    assert opened["EGFR"] == ("exon 19 deletion", "positive") and opened["ALK"][1] == "negative"

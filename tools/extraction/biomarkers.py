@@ -101,6 +101,7 @@ def find_biomarkers(
             continue
         hits.append(h)
     results: dict[int, MarkerResult | None] = {}
+    tails: dict[int, tuple[str, Status]] = {}
     for i in range(len(hits) - 1, -1, -1):
         h = hits[i]
         clause = ctx.clause(h.start)
@@ -110,8 +111,28 @@ def find_biomarkers(
             limit = nxt.start
         window = text[h.end : limit]
         parsed = _parse(h.value[0], window)
-        if parsed is None and nxt is not None and nxt.start == limit and _LIST_GAP.match(window):
-            parsed = results.get(i + 1)
+        in_list = nxt is not None and nxt.start == limit
+        tail = tails.get(i + 1) if in_list else None
+        if parsed is None and in_list and _LIST_GAP.match(window):
+            # "EGFR, ALK und ROS1 negativ": a bare list member takes the list's closing status only,
+            # never another member's variant.
+            parsed = MarkerResult(tail[0], tail[1], 1) if tail is not None else None
+        elif (
+            parsed is not None
+            and parsed.detail == 3
+            and tail is not None
+            and _variant_is_list_item(h.value[0], window)
+            and i > 0
+            and bool(_LIST_GAP.match(text[hits[i - 1].end : h.start]))
+        ):
+            # "EGFR, ALK, KRAS G12C, MET and RET negative": inside a list of tested markers the variant
+            # names what was tested and the list's status decides. A list that opens with the variant
+            # ("EGFR exon 19 deletion, ALK and ROS1 negative") reports the variant as found.
+            parsed = MarkerResult(f"{parsed.result} {tail[0]}", tail[1], 1)
+        if parsed is not None and parsed.detail == 1:
+            tails[i] = (parsed.result.split()[-1], parsed.status)
+        elif tail is not None and parsed is not None and parsed.detail == 1:
+            tails[i] = tail
         status = ctx.assertion(h.start, h.end)
         if status == "negated":
             if parsed is None or parsed.status != "negative":
@@ -137,6 +158,12 @@ def find_biomarkers(
             st: Status = "positive" if panel_status == "positive" else "negative"
             _keep(chosen, name, MarkerResult(p.text.strip(), st, 1))
     return [Biomarker(name=n, result=r.result, status=r.status) for n, r in chosen.items()], entities
+
+
+def _variant_is_list_item(name: str, window: str) -> bool:
+    """Whether the window holds only a variant name and a list separator (``G12C, ``)."""
+    variants = _variant_matcher(name).find(window)
+    return bool(variants) and bool(_LIST_GAP.match(window[variants[-1].end :]))
 
 
 def _keep(chosen: dict[str, MarkerResult], name: str, res: MarkerResult) -> None:
