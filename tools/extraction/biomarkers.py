@@ -73,7 +73,11 @@ def _variant_matcher(name: str) -> PhraseMatcher[str]:
 
 
 def _canonical_variant(term: str) -> str:
+    # Lexicon terms escape pattern characters ("\\*2a"); the reported result is the plain name.
+    term = term.replace("\\", "")
     if re.fullmatch(r"[a-z]\d+[a-z]", term):
+        return term.upper()
+    if re.fullmatch(r"\*\d+[a-z]?", term):
         return term.upper()
     return term.replace("-", " ")
 
