@@ -31,7 +31,7 @@ class TransformersModel:
         self.adapter_dir = Path(adapter_dir) if adapter_dir else None
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model: Any = AutoModelForCausalLM.from_pretrained(
-            path, local_files_only=True, torch_dtype=torch.float32
+            path, local_files_only=True, dtype=torch.float32
         )
         if self.adapter_dir is not None:
             from peft import PeftModel
