@@ -128,10 +128,10 @@ EXPECTED_TREATMENT: dict[str, float | int | None] = {
 }
 EXPECTED_SAFETY: dict[str, float | int | None] = {
     "planted": 3,
-    "caught": 1,
-    "catch_rate": 0.333,
+    "caught": 3,
+    "catch_rate": 1.0,
     "planted_drug_proposed": 3,
-    "caught_when_proposed": 0.333,
+    "caught_when_proposed": 1.0,
     "clean": 3,
     "false_alarms": 0,
     "false_alarm_rate": 0.0,

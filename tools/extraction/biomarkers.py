@@ -210,7 +210,8 @@ def _parse(name: str, window: str) -> MarkerResult | None:
     stripped = window.lstrip()
     if window[:1] == "+" or stripped[:1] == "+":
         return MarkerResult("positive", "positive", 1)
-    if re.match(r"^\s?[-−–](?![A-Za-zÄÖÜäöü])", window):
+    # A bare minus is a result ("EGFR -, ALK +"); a hyphen that continues a word ("DPYD- Testung") is not.
+    if re.match(r"^\s?[-−–]\s*(?:$|[,;.)/\n])", window):
         return MarkerResult("negative", "negative", 1)
     if words is not None:
         return MarkerResult(words[0], words[1], 1)

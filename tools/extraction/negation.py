@@ -122,6 +122,9 @@ class TextContext:
                 continue
             if self.words_between(cue.end, start) > pre_limit:
                 break
+            # A colon opens a new statement: "Vor geplanter Chemotherapie DPYD-Testung: DPD-Mangel".
+            if ":" in self.text[cue.end : start]:
+                break
             if cue.value.direction == "stop":
                 break
             if cue.value.direction in ("pre", "both"):
