@@ -27,7 +27,7 @@ demo: install
 
 test: install
 	# Debian's Chromium for the browser tests (installed once; Playwright's own download is not used).
-	bash scripts/install_browser.sh
+	bash scripts/install_browser.sh || echo "Chromium could not be installed: the browser tests will be skipped"
 	$(BIN)/python -m pytest -q
 
 lint: install
