@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from pgvector.psycopg import register_vector
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -161,6 +162,7 @@ def bench_size(root_url: str, size: int, embed_passages: bool, now_year: int) ->
             search_literature(store, query, k=5, now_year=now_year)
             latencies.append((time.perf_counter() - t0) * 1000)
         latencies.sort()
+        recall = hnsw_recall_at_10(db, store, [q.english_text() for q in queries])
         store.close()
         return {
             "passages": size,
@@ -171,10 +173,31 @@ def bench_size(root_url: str, size: int, embed_passages: bool, now_year: int) ->
             "load_s": round(loaded, 1),
             "hnsw_build_s": round(indexed, 1),
             "warmup_s": round(warmup, 1),
+            "hnsw_recall_at_10": recall,
             "vectors": "model" if embed_passages else "mean of MiniLM sentence vectors",
         }
     finally:
         _drop(root_url, name)
+
+
+def hnsw_recall_at_10(db: Database, store: LiteratureStore, texts: list[str]) -> float:
+    """Share of the exact 10 nearest passages that the HNSW scan (as the retriever runs it) returns."""
+    found = total = 0
+    for vector in embed_texts(texts):
+        approx = {chunk for chunk, _doc, _sim in store.dense_search(vector, 10)}
+        with db.connect() as conn, conn.transaction():
+            register_vector(conn)
+            conn.execute("SET LOCAL enable_indexscan = off")
+            exact = {
+                r["chunk_id"]
+                for r in conn.execute(
+                    "SELECT chunk_id FROM literature_chunks ORDER BY embedding <=> %s LIMIT 10",
+                    (np.asarray(vector, dtype=np.float32),),
+                )
+            }
+        found += len(approx & exact)
+        total += len(exact)
+    return round(found / total, 3) if total else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
