@@ -623,6 +623,7 @@ class ChatEngine:
     # ------------------------------------------------------------------ phrasing
 
     def _phrase(self, facts: list[str], question: str, lang: Language) -> tuple[str, str]:
+        from agents.grounding import unsupported_by_facts
         from oncoboard.llm import LLMError, Message, NoModel
 
         deterministic = "\n".join(facts)
@@ -637,7 +638,11 @@ class ChatEngine:
         except LLMError as exc:
             logger.warning("chat phrasing failed, answering with the facts as they are: %s", exc)
             return deterministic, "rules"
-        return (phrased, llm.describe) if phrased else (deterministic, "rules")
+        problems = unsupported_by_facts(phrased, deterministic + "\n" + question)
+        if problems:
+            logger.warning("model phrasing dropped, answering with the facts as they are: %s", "; ".join(problems))
+            return deterministic, "rules"
+        return phrased, llm.describe
 
 
 class _TraceIndex:
