@@ -19,7 +19,7 @@ from tools.guidelines import draft_schemes
 
 logger = logging.getLogger(__name__)
 
-_REASONING_TOKENS = 96
+REASONING_TOKENS = 96
 
 
 def patient_summary(findings: Findings, tumors: list[Tumor]) -> str:
@@ -37,11 +37,12 @@ def patient_summary(findings: Findings, tumors: list[Tumor]) -> str:
     return "; ".join(parts)
 
 
-def _explain(llm: LanguageModel, scheme: Scheme, summary: str, lang: str, runtime: Runtime[ConsultContext]) -> str:
+def reasoning_prompt(scheme: Scheme, summary: str, lang: str) -> str:
+    """The prompt that asks the model to explain ``scheme`` for the patient ``summary``."""
     treatments = ", ".join(
         " ".join(x for x in (t.name, t.dose or "", t.schedule or "") if x) for t in scheme.treatments
     )
-    prompt = render_prompt(
+    return render_prompt(
         "scheme_reasoning",
         lang,
         patient_summary=summary,
@@ -50,12 +51,16 @@ def _explain(llm: LanguageModel, scheme: Scheme, summary: str, lang: str, runtim
         treatments=treatments or "none",
         guideline=scheme.guideline_ref or "none",
     )
+
+
+def _explain(llm: LanguageModel, scheme: Scheme, summary: str, lang: str, runtime: Runtime[ConsultContext]) -> str:
+    prompt = reasoning_prompt(scheme, summary, lang)
     started = time.perf_counter()
     replay = runtime.context.replay if runtime is not None and runtime.context is not None else None
     if replay is not None:
         text = replay.model_output("scheme_reasoning")
     else:
-        text = llm.generate([Message("user", prompt)], max_tokens=_REASONING_TOKENS)
+        text = llm.generate([Message("user", prompt)], max_tokens=REASONING_TOKENS)
     problems = ungrounded_statements(text, scheme)
     recorder = runtime.context.recorder if runtime is not None and runtime.context is not None else None
     if recorder is not None:
