@@ -64,14 +64,15 @@ def make_safety_reviewer(verifier: Verifier | None) -> Callable[..., Command[Lit
         """Review every scheme against the patient's findings: rule tables first, then the graph."""
         findings = state["findings"]
         schemes = list(state["plan"].schemes) if state.get("plan") else []
-        safety = call_tool(runtime, "review_safety", review_safety, findings=findings, schemes=schemes)
+        tumors = list(state["staging"].tumors) if state.get("staging") else []
+        safety = call_tool(runtime, "review_safety", review_safety, findings=findings, schemes=schemes, tumors=tumors)
         if verifier is not None and schemes and findings.oncology:
             graph = call_tool(
                 runtime,
                 "kg_verify_schemes",
                 verifier.verify,
                 findings=findings,
-                tumors=list(state["staging"].tumors),
+                tumors=tumors,
                 schemes=schemes,
             )
             extra = graph_safety_findings(graph, schemes, safety)

@@ -29,7 +29,7 @@ from tools.guidelines import (
 from tools.guidelines.doses import deviation, parse_dose_text
 from tools.guidelines.table import DoseSpec, site_table_names
 
-SITES = {"lung", "breast", "colorectal", "liver", "esophagus", "stomach", "pancreas", "prostate"}
+SITES = {"lung", "breast", "colorectal", "liver", "esophagus", "stomach", "pancreas", "prostate", "unknown_primary"}
 
 
 def _bm(name: str, result: str, status: str = "positive") -> Biomarker:
@@ -110,9 +110,7 @@ def test_labelled_doses_in_tables() -> None:
 
 
 def test_parse_and_deviation() -> None:
-    amounts = parse_dose_text(
-        "oxaliplatin 130 mg/m2 + capecitabine 1000 mg/m2", ["oxaliplatin", "capecitabine"]
-    )
+    amounts = parse_dose_text("oxaliplatin 130 mg/m2 + capecitabine 1000 mg/m2", ["oxaliplatin", "capecitabine"])
     assert [(a.drug, a.low, a.unit) for a in amounts] == [
         ("oxaliplatin", 130, "mg/m2"),
         ("capecitabine", 1000, "mg/m2"),
@@ -133,9 +131,7 @@ def test_parse_and_deviation() -> None:
 def test_lung_egfr_three_schemes_in_order() -> None:
     findings, tumors = _egfr_case()
     evidence = [
-        EvidenceHit(
-            id="card-flaura", title="FLAURA: osimertinib in untreated EGFR-mutated advanced NSCLC", score=0.9
-        ),
+        EvidenceHit(id="card-flaura", title="FLAURA: osimertinib in untreated EGFR-mutated advanced NSCLC", score=0.9),
         EvidenceHit(id="card-keynote189", title="KEYNOTE-189: pembrolizumab plus chemotherapy", score=0.5),
     ]
     schemes = draft_schemes(findings, tumors, evidence)
@@ -191,8 +187,7 @@ def test_lung_egfr_three_schemes_in_order() -> None:
         (  # resected EGFR stage II: adjuvant osimertinib
             Findings(oncology=True, ecog=0, biomarkers=(_bm("EGFR", "L858R"),)),
             [_tumor("lung", "IIB", t="T3", n="N0", m="M0", prefix="p", histology="adenocarcinoma")],
-            ["lung.adjuvant.osimertinib", "lung.adjuvant.osimertinib", "lung.adjuvant.alectinib"][:2]
-            + [None],
+            ["lung.adjuvant.osimertinib", "lung.adjuvant.osimertinib", "lung.adjuvant.alectinib"][:2] + [None],
         ),
         (  # triple-negative early breast: KEYNOTE-522
             Findings(
@@ -208,9 +203,7 @@ def test_lung_egfr_three_schemes_in_order() -> None:
             ["breast.early.tnbc.keynote522", "breast.early.tnbc.neoadjuvant_chemo", None],
         ),
         (  # HER2-positive metastatic breast
-            Findings(
-                oncology=True, ecog=0, biomarkers=(_bm("HER2", "3+"), _bm("ER", "negative", "negative"))
-            ),
+            Findings(oncology=True, ecog=0, biomarkers=(_bm("HER2", "3+"), _bm("ER", "negative", "negative"))),
             [_tumor("breast", "IV", m="M1")],
             ["breast.met.her2pos.cleopatra", "breast.met.her2pos.paclitaxel_hp", None],
         ),
@@ -273,9 +266,7 @@ def test_lung_egfr_three_schemes_in_order() -> None:
             ],
         ),
         (  # gastric cancer metastatic, HER2-negative, CPS 10
-            Findings(
-                oncology=True, ecog=1, biomarkers=(_bm("HER2", "1+", "negative"), _bm("PD-L1", "CPS 10"))
-            ),
+            Findings(oncology=True, ecog=1, biomarkers=(_bm("HER2", "1+", "negative"), _bm("PD-L1", "CPS 10"))),
             [_tumor("stomach", "IVB", m="M1", histology="adenocarcinoma")],
             ["stomach.met.nivolumab_capox", "stomach.met.capox", None],
         ),
@@ -286,11 +277,7 @@ def test_lung_egfr_three_schemes_in_order() -> None:
         ),
         (  # pancreas resected
             Findings(oncology=True, ecog=1, conditions=("resected",)),
-            [
-                _tumor(
-                    "pancreas", "IIB", t="T2", n="N1", m="M0", prefix="p", histology="ductal adenocarcinoma"
-                )
-            ],
+            [_tumor("pancreas", "IIB", t="T2", n="N1", m="M0", prefix="p", histology="ductal adenocarcinoma")],
             ["pancreas.adjuvant.mfolfirinox", "pancreas.adjuvant.gemcitabine", None],
         ),
         (  # prostate intermediate risk
@@ -307,9 +294,7 @@ def test_lung_egfr_three_schemes_in_order() -> None:
             ],
         ),
         (  # castration-resistant prostate cancer with BRCA2
-            Findings(
-                oncology=True, ecog=1, setting_hint="mCRPC", biomarkers=(_bm("BRCA2", "somatic mutation"),)
-            ),
+            Findings(oncology=True, ecog=1, setting_hint="mCRPC", biomarkers=(_bm("BRCA2", "somatic mutation"),)),
             [_tumor("prostate", "IVB", m="M1b")],
             ["prostate.mcrpc.enzalutamide", "prostate.mcrpc.enzalutamide", None],
         ),
@@ -352,24 +337,18 @@ def test_prostate_risk_group_from_psa_and_grade() -> None:
     schemes = draft_schemes(findings, tumors, [])
     assert schemes[0].guideline_ref == "prostate.low.active_surveillance"
     assert "low risk (cT1c, PSA 5.2 ng/ml, ISUP grade group 1)" in schemes[0].bases.patient_data
-    high = Findings(
-        oncology=True, labs={"psa_ng_ml": 25.0}, tumors=(TumorFinding(site="prostate", grade="GG 2"),)
-    )
+    high = Findings(oncology=True, labs={"psa_ng_ml": 25.0}, tumors=(TumorFinding(site="prostate", grade="GG 2"),))
     assert build_profile(high, tumors).risk_group == "high"
 
 
 def test_esophagus_post_neoadjuvant_residual_disease() -> None:
     findings = Findings(oncology=True, ecog=1)
-    residual = [
-        _tumor("esophagus", "II", t="T2", n="N0", m="M0", prefix="yp", histology="squamous cell carcinoma")
-    ]
+    residual = [_tumor("esophagus", "II", t="T2", n="N0", m="M0", prefix="yp", histology="squamous cell carcinoma")]
     schemes = draft_schemes(findings, residual, [])
     assert schemes[0].guideline_ref == "esophagus.post_neoadjuvant.nivolumab"
     assert schemes[0].treatments[0].dose == "240 mg"
     complete = [_tumor("esophagus", None, t="T0", n="N0", m="M0", prefix="yp", histology="adenocarcinoma")]
-    complete[0] = complete[0].model_copy(
-        update={"tnm": TNM(prefix="yp", t="T0", n="N0", m="M0", stage_group="I")}
-    )
+    complete[0] = complete[0].model_copy(update={"tnm": TNM(prefix="yp", t="T0", n="N0", m="M0", stage_group="I")})
     assert draft_schemes(findings, complete, [])[0].guideline_ref == "esophagus.post_neoadjuvant.surveillance"
 
 
@@ -434,9 +413,7 @@ def test_non_oncology_gets_no_scheme() -> None:
 # ------------------------------------------------------------------------------------ compliance
 
 
-def _scheme(
-    drugs: list[str], dose: str | None, kind: str = "evidence_priority", name: str = "regimen"
-) -> Scheme:
+def _scheme(drugs: list[str], dose: str | None, kind: str = "evidence_priority", name: str = "regimen") -> Scheme:
     return Scheme(
         kind=kind,  # type: ignore[arg-type]
         title="hand-built",
@@ -547,9 +524,7 @@ def test_every_table_dose_reads_back_and_respects_the_safety_maximum() -> None:
             scheme = Scheme(
                 kind="evidence_priority",
                 title=rec.title,
-                treatments=[
-                    Treatment(name=t.name, drugs=t.drugs, dose=t.dose_text()) for t in rec.treatments
-                ],
+                treatments=[Treatment(name=t.name, drugs=t.drugs, dose=t.dose_text()) for t in rec.treatments],
                 rationale=rec.summary,
             )
             assert dose_limit_findings([scheme]) == [], rec.id
@@ -573,3 +548,144 @@ def test_poor_performance_status_gets_supportive_care(
     assert schemes[0].treatments[0].name == "best supportive care with early palliative care"
     assert "ECOG 3" in schemes[0].bases.patient_data
     assert not {d for s in schemes[:2] for t in s.treatments for d in t.drugs}
+
+
+# ------------------------------------------------------------------------------------ coverage
+
+
+def test_cisplatin_ineligible_stage3_gets_carboplatin_chemoradiotherapy() -> None:
+    """Renal failure withholds cisplatin chemoradiotherapy; the carboplatin doublet takes its place."""
+    findings = Findings(oncology=True, ecog=1, setting_hint="unresectable", labs={"creatinine_clearance_ml_min": 25.0})
+    tumors = [_tumor("lung", "IIIA", t="T2b", n="N2", m="M0", histology="squamous cell carcinoma")]
+    schemes = draft_schemes(findings, tumors, [])
+    assert schemes[0].guideline_ref == "lung.stage3.crt_carboplatin_durvalumab"
+    assert "cisplatin" not in {d for s in schemes for t in s.treatments for d in t.drugs}
+    rules = rules_for_case(findings, tumors)
+    assert "lung.stage3.crt_durvalumab" in {m.rec.id for m in rules.withheld}
+    assert "lung.stage3.crt_durvalumab" not in {m.rec.id for m in rules.eligible}
+    assert check_compliance(findings, tumors, schemes).score == 100
+    # with normal renal function cisplatin stays the preferred partner
+    fit = Findings(oncology=True, ecog=1, setting_hint="unresectable", labs={"creatinine_clearance_ml_min": 90.0})
+    assert draft_schemes(fit, tumors, [])[0].guideline_ref == "lung.stage3.crt_durvalumab"
+    assert not rules_for_case(fit, tumors).withheld or all(
+        m.rec.id != "lung.stage3.crt_durvalumab" for m in rules_for_case(fit, tumors).withheld
+    )
+
+
+def test_unknown_nodal_status_still_plans_when_every_stage_agrees() -> None:
+    """cT3 rectal cancer is locally advanced whatever N is; an N-dependent decision waits for N."""
+    findings = Findings(oncology=True, ecog=0, biomarkers=(_bm("MMR", "pMMR", "negative"),))
+    rectum = [_tumor("colorectal", None, t="T3", m="M0", subsite="rectum", histology="adenocarcinoma")]
+    schemes = draft_schemes(findings, rectum, [])
+    assert not schemes[0].limited_evidence
+    assert {"capecitabine", "fluorouracil", "oxaliplatin"} & {d for t in schemes[0].treatments for d in t.drugs}
+    assert any("N not known" in f for f in schemes[0].bases.patient_data)
+    # cT1 rectal cancer: stage I (TME alone) or III (neoadjuvant therapy) depends on N
+    early = [_tumor("colorectal", None, t="T1", m="M0", subsite="rectum", histology="adenocarcinoma")]
+    assert all(s.limited_evidence for s in draft_schemes(findings, early, []))
+
+
+def test_prostate_high_risk_prefers_radiotherapy_with_long_term_adt() -> None:
+    findings = Findings(
+        oncology=True,
+        ecog=0,
+        labs={"psa_ng_ml": 32.0},
+        tumors=(TumorFinding(site="prostate", grade="Gleason 3+4=7"),),
+    )
+    tumors = [_tumor("prostate", "IIIA", t="T2a", n="N0", m="M0", histology="acinar adenocarcinoma")]
+    schemes = draft_schemes(findings, tumors, [])
+    assert schemes[0].guideline_ref == "prostate.high.rt_long_adt"
+    assert "leuprorelin" in {d for t in schemes[0].treatments for d in t.drugs}
+    surgery = Scheme(
+        kind="evidence_priority",
+        title="surgery",
+        treatments=[Treatment(name="radical prostatectomy with extended pelvic lymph node dissection")],
+        rationale="hand-built",
+    )
+    alternative = compliance_score(surgery, rules_for_case(findings, tumors))
+    assert alternative.score == 80 and "accepted alternative" in alternative.findings[0]
+
+
+def test_early_hr_positive_breast_names_the_endocrine_drug() -> None:
+    findings = Findings(
+        oncology=True, ecog=0, age=52, biomarkers=(_bm("ER", "90%"), _bm("HER2", "negative", "negative"))
+    )
+    tumors = [_tumor("breast", "IIA", t="T1c", n="N1", m="M0", histology="invasive lobular carcinoma")]
+    assert draft_schemes(findings, tumors, [])[0].guideline_ref == "breast.early.hrpos.surgery_first_tamoxifen"
+    older = findings.model_copy(update={"age": 67})
+    first = draft_schemes(older, tumors, [])[0]
+    assert first.guideline_ref == "breast.early.hrpos.surgery_first"
+    assert [t.dose for t in first.treatments if t.drugs] == ["2.5 mg"]
+
+
+@pytest.mark.parametrize(
+    ("findings", "histology", "expected", "drug"),
+    [
+        (  # nodal squamous CUP, fit kidneys: treated like head and neck cancer
+            Findings(oncology=True, ecog=1, labs={"creatinine_clearance_ml_min": 90.0}),
+            "squamous cell carcinoma",
+            "cup.squamous_nodal.cisplatin_radiotherapy",
+            "cisplatin",
+        ),
+        (  # the same with renal failure: carboplatin-fluorouracil
+            Findings(oncology=True, ecog=1, labs={"creatinine_clearance_ml_min": 25.0}),
+            "squamous cell carcinoma",
+            "cup.squamous_nodal.carboplatin_radiotherapy",
+            "carboplatin",
+        ),
+        (  # disseminated adenocarcinoma: empirical platinum doublet
+            Findings(
+                oncology=True,
+                ecog=1,
+                tumors=(TumorFinding(site="unknown_primary", metastases=("liver", "bone")),),
+            ),
+            "adenocarcinoma",
+            "cup.unfavourable.carboplatin_paclitaxel",
+            "paclitaxel",
+        ),
+    ],
+)
+def test_cancer_of_unknown_primary_subsets(findings: Findings, histology: str, expected: str, drug: str) -> None:
+    tumors = [_tumor("unknown_primary", None, histology=histology)]
+    schemes = draft_schemes(findings, tumors, [])
+    assert schemes[0].guideline_ref == expected and not schemes[0].limited_evidence
+    assert drug in {d for t in schemes[0].treatments for d in t.drugs}
+    assert check_compliance(findings, tumors, schemes).score == 100
+
+
+# ------------------------------------------------------------------------------------ checker
+
+
+def test_checker_is_not_the_drafter() -> None:
+    """A table-drafted plan scores 100 only while it stays on the table: an edited dose, a swapped
+    drug and a missing dose each lower the score."""
+    findings, tumors = _egfr_case()
+    drafted = draft_schemes(findings, tumors, [])
+    assert check_compliance(findings, tumors, drafted).score == 100
+    ep = drafted[0]
+
+    def edited(dose: str | None, drugs: list[str] | None = None) -> list[Scheme]:
+        treatment = ep.treatments[0].model_copy(update={"dose": dose, "drugs": drugs or ep.treatments[0].drugs})
+        return [ep.model_copy(update={"treatments": [treatment]}), *drafted[1:]]
+
+    partial = check_compliance(findings, tumors, edited("92 mg"))
+    assert 60 <= partial.score <= 80 and partial.level == "partially_compliant" and not partial.passed
+    assert any("deviates 15%" in f for f in partial.findings)
+    missing = check_compliance(findings, tumors, edited(None))
+    assert 60 <= missing.score <= 80 and any("state the dose of osimertinib" in f for f in missing.findings)
+    wrong = check_compliance(findings, tumors, edited("200 mg", ["pembrolizumab"]))
+    assert wrong.score == 0 and wrong.level == "non_compliant"
+
+
+def test_reduced_lvef_keeps_the_chemotherapy_backbone() -> None:
+    """HER2-positive metastatic gastric cancer with LVEF 35 %: trastuzumab regimens are withheld and
+    the platinum-fluoropyrimidine backbone is offered; with LVEF unknown trastuzumab stays first."""
+    her2 = (_bm("HER2", "IHC 3+"),)
+    tumors = [_tumor("stomach", "IVB", t="T3", n="N2", m="M1", histology="adenocarcinoma")]
+    weak = Findings(oncology=True, ecog=1, biomarkers=her2, labs={"lvef_percent": 35.0})
+    schemes = draft_schemes(weak, tumors, [])
+    assert schemes[0].guideline_ref == "stomach.met.her2.capox_cardiac_contraindication"
+    assert "trastuzumab" not in {d for s in schemes for t in s.treatments for d in t.drugs}
+    assert "trastuzumab" in {d for m in rules_for_case(weak, tumors).withheld for d in m.rec.drugs()}
+    unknown = draft_schemes(Findings(oncology=True, ecog=1, biomarkers=her2), tumors, [])
+    assert "trastuzumab" in {d for t in unknown[0].treatments for d in t.drugs}

@@ -32,9 +32,7 @@ def test_tables_load_with_header_and_cover_every_severity() -> None:
     assert {r.severity for r in know.rules.rules} == {"info", "warning", "critical"}
     assert len({r.id for r in know.rules.rules}) == len(know.rules.rules)
     assert all(r.source and r.reason and know.rule_drugs(r) for r in know.rules.rules)
-    assert {"cisplatin", "pembrolizumab", "capecitabine", "osimertinib"} <= know.classes[
-        "systemic_anticancer"
-    ]
+    assert {"cisplatin", "pembrolizumab", "capecitabine", "osimertinib"} <= know.classes["systemic_anticancer"]
 
 
 @pytest.mark.parametrize(
@@ -128,9 +126,7 @@ def test_tables_load_with_header_and_cover_every_severity() -> None:
             Findings(
                 oncology=True,
                 biomarkers=(
-                    Biomarker(
-                        name="DPYD", result="homozygous c.1905+1G>A, complete deficiency", status="positive"
-                    ),
+                    Biomarker(name="DPYD", result="homozygous c.1905+1G>A, complete deficiency", status="positive"),
                 ),
             ),
             "capecitabine",
@@ -141,9 +137,7 @@ def test_tables_load_with_header_and_cover_every_severity() -> None:
             Findings(
                 oncology=True,
                 biomarkers=(
-                    Biomarker(
-                        name="DPYD", result="heterozygous c.2846A>T, activity score 1.5", status="positive"
-                    ),
+                    Biomarker(name="DPYD", result="heterozygous c.2846A>T, activity score 1.5", status="positive"),
                 ),
             ),
             "fluorouracil",
@@ -238,9 +232,7 @@ def test_assess_drugs_reports_each_drug_once() -> None:
 def test_safety_loop_with_planner() -> None:
     """A critical finding excludes the drug; the next plan replaces it and passes the review."""
     findings = Findings(oncology=True, ecog=1, conditions=("child_pugh_a", "varices"))
-    tumors = [
-        Tumor(site="liver", histology="hepatocellular carcinoma", tnm=TNM(), other_staging={"bclc": "C"})
-    ]
+    tumors = [Tumor(site="liver", histology="hepatocellular carcinoma", tnm=TNM(), other_staging={"bclc": "C"})]
     first = draft_schemes(findings, tumors, [])
     safety = review_safety(findings, first)
     assert safety.status == "emergency_stop"
@@ -251,3 +243,39 @@ def test_safety_loop_with_planner() -> None:
     second = draft_schemes(findings, tumors, [], excluded_drugs=flagged, iteration=2)
     assert "bevacizumab" not in {d for s in second for t in s.treatments for d in t.drugs}
     assert review_safety(findings, second).status == "ok"
+
+
+def test_withheld_standard_is_named_without_a_stop() -> None:
+    """Renal failure withholds cisplatin chemoradiotherapy: the plan avoids cisplatin and the review
+    names the withheld standard as a warning, not an emergency stop."""
+    findings = Findings(oncology=True, ecog=1, setting_hint="unresectable", labs={"creatinine_clearance_ml_min": 25.0})
+    tumors = [
+        Tumor(
+            site="lung",
+            histology="squamous cell carcinoma",
+            tnm=TNM(prefix="c", t="T2b", n="N2", m="M0", stage_group="IIIA"),
+        )
+    ]
+    schemes = draft_schemes(findings, tumors, [])
+    safety = review_safety(findings, schemes, tumors)
+    withheld = [f for f in safety.findings if f.rule_id == "SAF-CISPLATIN-CRCL-30-WITHHELD"]
+    assert [(f.severity, f.drug) for f in withheld] == [("warning", "cisplatin")]
+    assert "lung.stage3.crt_durvalumab" in withheld[0].reason
+    assert withheld[0].basis == "creatinine clearance 25 ml/min"
+    assert safety.status == "warning"
+    # without the staging the review judges only what the schemes hold
+    assert not any(f.drug == "cisplatin" for f in review_safety(findings, schemes).findings)
+    # normal renal function: nothing is withheld, nothing is said about cisplatin
+    fit = findings.model_copy(update={"labs": {"creatinine_clearance_ml_min": 90.0}})
+    assert not any(f.drug == "cisplatin" for f in review_safety(fit, draft_schemes(fit, tumors, []), tumors).findings)
+
+
+def test_withheld_regimen_without_a_safety_rule_stays_silent() -> None:
+    """ECOG 2 withholds chemo-immunotherapy, but no drug rule forbids it: no warning is invented."""
+    findings = Findings(
+        oncology=True, ecog=2, biomarkers=(Biomarker(name="PD-L1", result="TPS 10%", status="positive"),)
+    )
+    tumors = [Tumor(site="lung", histology="adenocarcinoma", tnm=TNM(prefix="c", m="M1c", stage_group="IVB"))]
+    schemes = draft_schemes(findings, tumors, [])
+    safety = review_safety(findings, schemes, tumors)
+    assert not any(f.rule_id and f.rule_id.endswith("-WITHHELD") for f in safety.findings)

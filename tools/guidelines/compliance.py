@@ -32,9 +32,7 @@ class ScoreResult(BaseModel):
     score: int = Field(ge=0, le=100, description="0-100 compliance score.")
     level: Level = Field(description="Band of the score.")
     findings: list[str] = Field(default_factory=list, description="What lowered the score, phrased as a fix.")
-    recommendation_id: str | None = Field(
-        default=None, description="The recommendation the scheme was held to."
-    )
+    recommendation_id: str | None = Field(default=None, description="The recommendation the scheme was held to.")
 
 
 def score_level(score: int, common: CommonTable) -> Level:
@@ -52,8 +50,7 @@ def _scheme_drugs(scheme: Scheme) -> set[str]:
 
 def _scheme_components(scheme: Scheme) -> set[frozenset[str]]:
     return {
-        frozenset(d.lower() for d in t.drugs) if t.drugs else frozenset({t.name.lower()})
-        for t in scheme.treatments
+        frozenset(d.lower() for d in t.drugs) if t.drugs else frozenset({t.name.lower()}) for t in scheme.treatments
     }
 
 
@@ -95,9 +92,7 @@ def compliance_score(scheme: Scheme, rules: GuidelineRules) -> ScoreResult:
         return ScoreResult(
             score=sc.non_compliant,
             level=score_level(sc.non_compliant, rules.common),
-            findings=[
-                f"{kind}: no guideline recommendation covers this case ({reason}); refer to the tumour board"
-            ],
+            findings=[f"{kind}: no guideline recommendation covers this case ({reason}); refer to the tumour board"],
         )
     if scheme.limited_evidence:
         top = rules.preferred()
@@ -106,9 +101,7 @@ def compliance_score(scheme: Scheme, rules: GuidelineRules) -> ScoreResult:
             return ScoreResult(
                 score=sc.non_compliant,
                 level=score_level(sc.non_compliant, rules.common),
-                findings=[
-                    f"{kind}: no guideline option remains without {excluded}; refer to the tumour board"
-                ],
+                findings=[f"{kind}: no guideline option remains without {excluded}; refer to the tumour board"],
             )
         first = top.rec
         return ScoreResult(
@@ -139,16 +132,13 @@ def compliance_score(scheme: Scheme, rules: GuidelineRules) -> ScoreResult:
     for drug in sorted(drugs - allowed - set(rules.not_recommended)):
         scores.append(sc.non_compliant)
         notes.append(
-            f"{kind}: drug '{drug}' is not part of any guideline recommendation for this situation; "
-            "replace it"
+            f"{kind}: drug '{drug}' is not part of any guideline recommendation for this situation; replace it"
         )
 
     match, exact = _closest(scheme, rules)
     if match is None:
         scores.append(sc.non_compliant)
-        notes.append(
-            f"{kind}: the scheme follows no applicable recommendation; use '{rules.eligible[0].rec.title}'"
-        )
+        notes.append(f"{kind}: the scheme follows no applicable recommendation; use '{rules.eligible[0].rec.title}'")
         return _result(scores, notes, None, rules)
     rec = match.rec
     if not exact:
@@ -213,9 +203,7 @@ def compliance_score(scheme: Scheme, rules: GuidelineRules) -> ScoreResult:
 
 def _result(scores: list[int], notes: list[str], rec_id: str | None, rules: GuidelineRules) -> ScoreResult:
     score = min(scores) if scores else rules.common.scoring.full
-    return ScoreResult(
-        score=score, level=score_level(score, rules.common), findings=notes, recommendation_id=rec_id
-    )
+    return ScoreResult(score=score, level=score_level(score, rules.common), findings=notes, recommendation_id=rec_id)
 
 
 def check_compliance(

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from tools.guidelines.table import DoseSpec
 
 _UNIT = r"(mg/m2|mg/m²|mg/qm|mg/kg|mg|gy|gbq)"
-_AMOUNT = re.compile(
-    r"(\d+(?:[.,]\d+)?)(?:\s*[-–]\s*(\d+(?:[.,]\d+)?))?\s*" + _UNIT + r"(?![a-z/])", re.IGNORECASE
-)
+_AMOUNT = re.compile(r"(\d+(?:[.,]\d+)?)(?:\s*[-–]\s*(\d+(?:[.,]\d+)?))?\s*" + _UNIT + r"(?![a-z/])", re.IGNORECASE)
 _AUC = re.compile(r"auc\s*(\d+(?:[.,]\d+)?)(?:\s*[-–]\s*(\d+(?:[.,]\d+)?))?", re.IGNORECASE)
 _SEGMENT_SPLIT = re.compile(r"\s\+\s|;")
 _UNIT_CANON = {"mg/m²": "mg/m2", "mg/qm": "mg/m2", "gy": "Gy", "gbq": "GBq"}

@@ -32,6 +32,7 @@ class GuidelineRules:
     not_recommended: dict[str, str] = field(default_factory=dict)
     limited_reason: str | None = None
     excluded_drugs: frozenset[str] = frozenset()
+    withheld: tuple[MatchedRecommendation, ...] = ()
 
     def preferred(self) -> MatchedRecommendation | None:
         """The option an evidence_priority scheme should follow: the strongest-evidence standard
@@ -56,11 +57,47 @@ class GuidelineRules:
         return {d for m in self.eligible for d in m.rec.drugs()}
 
 
-def eligible_recommendations(profile: PatientProfile, table: SiteGuideline) -> list[MatchedRecommendation]:
-    """Recommendations of ``table`` whose conditions the patient meets, in table order."""
+def eligible_recommendations(
+    profile: PatientProfile, table: SiteGuideline, common: CommonTable | None = None
+) -> list[MatchedRecommendation]:
+    """Recommendations of ``table`` whose conditions (with their drugs' organ-function
+    requirements) the patient meets, in table order."""
+    common = common or common_table()
     out: list[MatchedRecommendation] = []
     for order, rec in enumerate(table.recommendations):
-        reasons = match_conditions(rec.conditions, profile)
+        reasons = match_conditions(common.conditions_for(rec), profile)
+        if reasons is not None:
+            out.append(MatchedRecommendation(rec=rec, reasons=tuple(dict.fromkeys(reasons)), order=order))
+    return out
+
+
+# Conditions that test whether this patient can tolerate a regimen rather than whether the regimen
+# fits the disease; a recommendation failing only these is withheld, not inapplicable.
+_FITNESS_FIELDS: dict[str, object] = {
+    "labs": [],
+    "ecog_max": None,
+    "child_pugh": None,
+    "age_max": None,
+    "conditions_none": [],
+}
+
+
+def withheld_recommendations(
+    profile: PatientProfile, table: SiteGuideline, common: CommonTable | None = None
+) -> list[MatchedRecommendation]:
+    """Recommendations that fit the disease but not the patient's fitness or organ function.
+
+    A regimen that only an organ-function limit, performance status, liver function, age or a
+    comorbidity keeps from the patient is what the tumour board would otherwise have offered
+    (cisplatin chemoradiotherapy in a patient with renal failure): the safety review names why.
+    """
+    common = common or common_table()
+    out: list[MatchedRecommendation] = []
+    for order, rec in enumerate(table.recommendations):
+        if match_conditions(common.conditions_for(rec), profile) is not None:
+            continue
+        relaxed = rec.conditions.model_copy(update=_FITNESS_FIELDS)
+        reasons = match_conditions(relaxed, profile)
         if reasons is not None:
             out.append(MatchedRecommendation(rec=rec, reasons=tuple(dict.fromkeys(reasons)), order=order))
     return out
@@ -90,7 +127,7 @@ def rules_for_case(
     common = common_table()
     profile = build_profile(findings, tumors, common)
     site = profile.site
-    if site is None or site in {"other", "unknown_primary"}:
+    if site is None or site == "other":
         reason = "no primary site the guideline tables cover" if site else "no tumour site stated"
         return GuidelineRules(profile=profile, common=common, table=None, limited_reason=reason)
     primaries = sorted({t.site for t in tumors if t.primary})
@@ -109,20 +146,26 @@ def rules_for_case(
     if profile.contradictions:
         reason = "contradictory data: " + "; ".join(profile.contradictions)
         return GuidelineRules(profile=profile, common=common, table=table, limited_reason=reason)
-    if not profile.staged:
+    if table.staging_required and not profile.staged:
         reason = {
             "liver": "BCLC stage missing",
             "prostate": "risk group cannot be derived (T category, PSA and grade group needed)",
         }.get(site, "stage missing")
         return GuidelineRules(profile=profile, common=common, table=table, limited_reason=reason)
-    eligible = eligible_recommendations(profile, table)
+    eligible = eligible_recommendations(profile, table, common)
     excluded = not_recommended_drugs(profile, table)
+    withheld = withheld_recommendations(profile, table, common)
     limited = None
     if not any({"standard", "lower_toxicity"} & set(m.rec.kinds) for m in eligible):
-        stage = profile.stage_group or profile.bclc or profile.risk_group or "unstaged"
-        limited = (
-            f"no {site} recommendation matches {stage} in the {profile.setting.replace('_', ' ')} setting"
-        )
+        stage = profile.stage_text or profile.bclc or profile.risk_group or "unstaged"
+        setting = profile.setting.replace("_", " ")
+        limited = f"no {site} recommendation matches {stage} in the {setting} setting"
+        if withheld:
+            titles = ", ".join(f"'{m.rec.title}' [{m.rec.id}]" for m in withheld)
+            limited = (
+                f"every {site} option for {stage} in the {setting} setting is withheld for this patient's "
+                f"organ function, performance status or comorbidity ({titles})"
+            )
     logger.debug("guideline rules for %s: %d eligible, limited=%s", site, len(eligible), limited)
     return GuidelineRules(
         profile=profile,
@@ -132,4 +175,5 @@ def rules_for_case(
         not_recommended=excluded,
         limited_reason=limited,
         excluded_drugs=frozenset(d.lower() for d in (excluded_drugs or set())),
+        withheld=tuple(withheld),
     )

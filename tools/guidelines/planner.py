@@ -4,7 +4,8 @@ evidence_priority = the highest-level applicable standard; lowest_risk = the lea
 acceptable option once comorbidities, organ function and ECOG are weighed (a safety finding
 makes an option costlier); innovative = newer or trial-based evidence, else trial participation.
 When the tables do not cover the case, every scheme defers to the tumour board with the limited
-evidence text and proposes no drug.
+evidence text and proposes no drug. A stronger standard that the patient's organ function,
+performance status or comorbidity withholds is named in the evidence_priority rationale.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ def literature_ids(rec: Recommendation, evidence: Sequence[EvidenceHit]) -> list
 
 def _treatments(rec: Recommendation) -> list[Treatment]:
     return [
-        Treatment(name=t.name, drugs=list(t.drugs), dose=t.dose_text(), schedule=t.schedule)
-        for t in rec.treatments
+        Treatment(name=t.name, drugs=list(t.drugs), dose=t.dose_text(), schedule=t.schedule) for t in rec.treatments
     ]
 
 
@@ -68,9 +68,7 @@ def _fitness_facts(profile: PatientProfile) -> list[str]:
     return facts
 
 
-def _patient_data(
-    match: MatchedRecommendation, profile: PatientProfile, extra: Sequence[str] = ()
-) -> list[str]:
+def _patient_data(match: MatchedRecommendation, profile: PatientProfile, extra: Sequence[str] = ()) -> list[str]:
     facts = [profile.site or ""]
     if profile.histology:
         facts.append(profile.histology)
@@ -84,11 +82,7 @@ def _sources(rec: Recommendation) -> str:
 
 def _limited_schemes(rules: GuidelineRules, reason: str) -> list[Scheme]:
     profile = rules.profile
-    facts = [
-        f
-        for f in (profile.site, profile.histology, profile.stage_group and f"stage {profile.stage_group}")
-        if f
-    ]
+    facts = [f for f in (profile.site, profile.histology, profile.stage_text and f"stage {profile.stage_text}") if f]
     out: list[Scheme] = []
     for kind in ("evidence_priority", "lowest_risk", "innovative"):
         fb = rules.common.fallback[kind]
@@ -118,9 +112,7 @@ def _risk(findings: Findings, match: MatchedRecommendation) -> int:
     return match.rec.toxicity + penalty
 
 
-def _no_alternative(
-    kind: SchemeKind, blocked: set[str], rules: GuidelineRules, profile: PatientProfile
-) -> Scheme:
+def _no_alternative(kind: SchemeKind, blocked: set[str], rules: GuidelineRules, profile: PatientProfile) -> Scheme:
     drugs = ", ".join(sorted(blocked))
     return Scheme(
         kind=kind,
@@ -170,12 +162,26 @@ def draft_schemes(
             f"ranges, only drugs of applicable recommendations) to address the guideline check: {addressed}."
         )
     safety_note = (
-        f" {', '.join(sorted(blocked))} excluded after the safety review (critical finding)."
-        if blocked
-        else ""
+        f" {', '.join(sorted(blocked))} excluded after the safety review (critical finding)." if blocked else ""
     )
 
     ep = rules.preferred()
+    withheld = [
+        m
+        for m in rules.withheld
+        if "standard" in m.rec.kinds
+        and (
+            ep is None
+            or rules.common.level_rank(m.rec.evidence_level) <= rules.common.level_rank(ep.rec.evidence_level)
+        )
+    ]
+    withheld_note = (
+        " Withheld for this patient's organ function, performance status or comorbidity: "
+        + ", ".join(f"'{m.rec.title}' [{m.rec.id}]" for m in withheld)
+        + "."
+        if withheld
+        else ""
+    )
     acceptable = [m for m in usable if {"standard", "lower_toxicity"} & set(m.rec.kinds)]
     lr = min(acceptable, key=lambda m: (_risk(findings, m), *_rank_level(rules, m))) if acceptable else None
     used = {m.rec.id for m in (ep, lr) if m is not None}
@@ -196,7 +202,7 @@ def draft_schemes(
                 rationale=(
                     "Highest-level guideline option matching the patient "
                     f"(evidence level {rec.evidence_level}; {_sources(rec)}). {rec.summary}"
-                    f"{safety_note}{revision}"
+                    f"{withheld_note}{safety_note}{revision}"
                 ),
                 bases=SchemeBases(
                     patient_data=_patient_data(ep, profile, _fitness_facts(profile)[:1]),
@@ -220,11 +226,7 @@ def draft_schemes(
                 rationale=(
                     f"Least toxic acceptable guideline option{weighed} (toxicity grade {rec.toxicity}/5, "
                     f"evidence level {rec.evidence_level}; {_sources(rec)}). {rec.summary}"
-                    + (
-                        " The evidence-priority option is also the least toxic acceptable one."
-                        if same
-                        else ""
-                    )
+                    + (" The evidence-priority option is also the least toxic acceptable one." if same else "")
                     + safety_note
                     + revision
                 ),
@@ -237,9 +239,7 @@ def draft_schemes(
     if inn is None:
         trial = rules.common.innovative_trial
         facts = [
-            f
-            for f in (profile.site, profile.histology, profile.stage_group and f"stage {profile.stage_group}")
-            if f
+            f for f in (profile.site, profile.histology, profile.stage_text and f"stage {profile.stage_text}") if f
         ]
         schemes.append(
             Scheme(

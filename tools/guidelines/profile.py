@@ -74,6 +74,16 @@ class PatientProfile:
     resectability: str | None = None
     microvascular_invasion: bool = False
     contradictions: tuple[str, ...] = ()
+    stage_candidates: tuple[str, ...] = ()
+
+    @property
+    def stage_text(self) -> str | None:
+        """The stage group, or the groups the unknown N category leaves open."""
+        if self.stage_group:
+            return self.stage_group
+        if self.stage_candidates:
+            return " or ".join(self.stage_candidates) + " (N not known)"
+        return None
 
     @property
     def staged(self) -> bool:
@@ -82,7 +92,7 @@ class PatientProfile:
             return self.bclc is not None or self.setting == "adjuvant"
         if self.site == "prostate":
             return self.metastatic or self.risk_group is not None or self.setting == "adjuvant"
-        return self.stage_group is not None or self.metastatic
+        return self.stage_group is not None or self.metastatic or bool(self.stage_candidates)
 
 
 def _primary_tumor(tumors: list[Tumor]) -> Tumor | None:
@@ -226,9 +236,37 @@ def _normalise_setting(hint: str | None, common: CommonTable) -> str | None:
     return None
 
 
-def build_profile(
-    findings: Findings, tumors: list[Tumor], common: CommonTable | None = None
-) -> PatientProfile:
+# Nodal categories tried when N is unknown; a category a site's table lacks resolves to no group.
+_N_CATEGORIES = ("N0", "N1", "N1a", "N1b", "N1c", "N2", "N2a", "N2b", "N2c", "N3", "N3a", "N3b", "N3c")
+
+
+def stage_candidates(
+    site: str | None, t: str | None, n: str | None, m: str | None, prefix: str | None
+) -> tuple[str, ...]:
+    """Stage groups an unknown N category leaves open for a known T and M0 (empty otherwise).
+
+    A treatment decision that is the same for every group N could give (locally advanced rectal
+    cancer is cT3 whatever the nodes) need not wait for N; the candidates let a recommendation
+    apply when it covers all of them.
+    """
+    if site is None or t is None or n is not None or m is None or not m.upper().startswith("M0"):
+        return ()
+    from tools.tnm import stage_group
+
+    groups: set[str] = set()
+    node_positive = False
+    for category in _N_CATEGORIES:
+        result = stage_group(site, t, category, m, prefix=prefix)
+        if result.group is None:
+            continue
+        groups.add(result.group)
+        node_positive = node_positive or category != "N0"
+    if not node_positive or not any(g for g in groups):
+        return ()
+    return tuple(sorted(groups))
+
+
+def build_profile(findings: Findings, tumors: list[Tumor], common: CommonTable | None = None) -> PatientProfile:
     """The guideline view of one patient, from the extractor's findings and the staged tumours."""
     from tools.guidelines.table import site_guideline
 
@@ -245,9 +283,7 @@ def build_profile(
     contradictions: list[str] = []
 
     metastatic_by_m = m is not None and m.upper().startswith("M1")
-    metastatic_by_stage = (
-        stage is not None and stage.upper().startswith("IV") and site in common.stage_iv_is_metastatic
-    )
+    metastatic_by_stage = stage is not None and stage.upper().startswith("IV") and site in common.stage_iv_is_metastatic
     metastatic_by_findings = bool(tf and tf.metastases and not tf.metastases_negated)
     if m is not None and m.upper().startswith("M0") and metastatic_by_stage:
         contradictions.append(f"stage {stage} contradicts {m}")
@@ -339,6 +375,7 @@ def build_profile(
         resectability=resectability,
         microvascular_invasion=mvi,
         contradictions=tuple(contradictions),
+        stage_candidates=() if stage else stage_candidates(site, t, n, m, prefix),
     )
 
 
@@ -361,10 +398,21 @@ def match_conditions(cond: Conditions, p: PatientProfile) -> list[str] | None:
         why.append(f"setting: {p.setting.replace('_', ' ')}")
     if cond.stage_groups is not None:
         staged = p.stage_group is not None and any(stage_matches(p.stage_group, w) for w in cond.stage_groups)
+        # N unknown: the recommendation holds when it holds for every group N could give
+        open_n = (
+            p.stage_group is None
+            and bool(p.stage_candidates)
+            and all(any(stage_matches(c, w) for w in cond.stage_groups) for c in p.stage_candidates)
+        )
         # an unstaged metastatic patient still meets a stage IV condition
-        if not staged and not (p.metastatic and any(w.upper().startswith("IV") for w in cond.stage_groups)):
+        if not (staged or open_n) and not (p.metastatic and any(w.upper().startswith("IV") for w in cond.stage_groups)):
             return None
-        why.append(f"stage {p.stage_group}" if p.stage_group else "metastatic disease")
+        if p.stage_group:
+            why.append(f"stage {p.stage_group}")
+        elif open_n:
+            why.append(f"stage {p.stage_text}")
+        else:
+            why.append("metastatic disease")
     if cond.bclc is not None:
         if p.bclc is None or p.bclc.upper() not in {b.upper() for b in cond.bclc}:
             return None
@@ -446,6 +494,8 @@ def match_conditions(cond: Conditions, p: PatientProfile) -> list[str] | None:
     for req in cond.labs:
         value = p.labs.get(req.lab)
         if value is None:
+            if req.required:
+                return None
             continue
         if (req.min is not None and value < req.min) or (req.max is not None and value > req.max):
             return None

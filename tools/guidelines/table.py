@@ -60,10 +60,7 @@ class DoseSpec(_Model):
 
     def display(self) -> str:
         """The dose as printed in a scheme (``80 mg``, ``1000-1250 mg/m2``, ``AUC 5``)."""
-        if self.value is not None:
-            amount = _num(self.value)
-        else:
-            amount = f"{_num(self.min or 0)}-{_num(self.max or 0)}"
+        amount = _num(self.value) if self.value is not None else f"{_num(self.min or 0)}-{_num(self.max or 0)}"
         text = f"AUC {amount}" if self.unit == "AUC" else f"{amount} {self.unit}"
         return f"{text} {self.note}" if self.note else text
 
@@ -97,12 +94,15 @@ class TreatmentSpec(_Model):
 
 
 class LabRequirement(_Model):
-    """An organ-function requirement of a regimen (unknown values do not exclude)."""
+    """An organ-function requirement of a regimen (unknown values do not exclude unless ``required``)."""
 
     lab: str
     min: float | None = None
     max: float | None = None
     label: str | None = None
+    required: bool = Field(
+        default=False, description="The value must be known: the requirement describes the patient, not a limit."
+    )
 
 
 class Conditions(_Model):
@@ -184,6 +184,10 @@ class SiteGuideline(_Model):
     recommendations: list[Recommendation]
     not_recommended: list[NotRecommended] = Field(default_factory=list)
     histology_none: list[str] = Field(default_factory=list, description="Histologies the table does not cover.")
+    staging_required: bool = Field(
+        default=True,
+        description="Whether a stage (or BCLC stage, risk group) is needed; false where the site has no TNM stage.",
+    )
     description: str | None = None
     risk_groups: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -252,6 +256,16 @@ class CommonTable(_Model):
     innovative_trial: FallbackScheme
     no_alternative_text: str
     description: str | None = None
+    drug_requirements: dict[str, list[LabRequirement]] = Field(
+        default_factory=dict, description="Organ-function requirements a regimen inherits from each of its drugs."
+    )
+
+    def conditions_for(self, rec: Recommendation) -> Conditions:
+        """The recommendation's conditions plus the organ-function requirements of its drugs."""
+        inherited = [req for drug in sorted(rec.drugs()) for req in self.drug_requirements.get(drug, [])]
+        if not inherited:
+            return rec.conditions
+        return rec.conditions.model_copy(update={"labs": [*rec.conditions.labs, *inherited]})
 
     def level_rank(self, level: str) -> int:
         """Position of an evidence level (lower is stronger); unknown levels rank last."""

@@ -1,6 +1,6 @@
 """Safety rule engine: contraindications, warnings, interactions and dose limits."""
 
-from tools.safety.engine import assess_drugs, critical_drugs, dose_limit_findings, review_safety
+from tools.safety.engine import assess_drugs, critical_drugs, dose_limit_findings, review_safety, withheld_findings
 from tools.safety.rules import SafetyKnowledge, SafetyRule, safety_knowledge
 
 __all__ = [
@@ -11,4 +11,5 @@ __all__ = [
     "dose_limit_findings",
     "review_safety",
     "safety_knowledge",
+    "withheld_findings",
 ]

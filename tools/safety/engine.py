@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Literal
 
-from oncoboard.domain import Findings, Safety, SafetyFinding, Scheme
+from oncoboard.domain import Findings, Safety, SafetyFinding, Scheme, Tumor
 from tools.guidelines.doses import parse_dose_text
 from tools.guidelines.profile import normalise_name
 from tools.safety.rules import SafetyKnowledge, SafetyRule, Trigger, safety_knowledge
@@ -31,9 +31,7 @@ def _trigger_basis(trigger: Trigger, findings: Findings, know: SafetyKnowledge) 
             value = findings.labs.get(key)
             if value is None:
                 continue
-            if (trigger.lt is not None and value < trigger.lt) or (
-                trigger.ge is not None and value >= trigger.ge
-            ):
+            if (trigger.lt is not None and value < trigger.lt) or (trigger.ge is not None and value >= trigger.ge):
                 label = know.rules.lab_labels.get(key)
                 return f"{label.label} {_fmt(value)} {label.unit}" if label else f"{key} {_fmt(value)}"
             return None
@@ -131,13 +129,55 @@ def dose_limit_findings(schemes: Iterable[Scheme]) -> list[SafetyFinding]:
     return list(out.values())
 
 
-def review_safety(findings: Findings, schemes: list[Scheme]) -> Safety:
+def withheld_findings(findings: Findings, tumors: list[Tumor], schemes: list[Scheme]) -> list[SafetyFinding]:
+    """Warnings for the drugs of guideline regimens the patient's own condition rules out.
+
+    When the stage and biomarkers call for a regimen (cisplatin chemoradiotherapy, dual HER2
+    blockade) that the tables withhold because of organ function, performance status or a
+    comorbidity, no scheme carries its drugs and no drug rule can fire on them; the board still
+    has to see that the standard was set aside and why. Each such drug that a safety rule
+    forbids or restricts for this patient gets a warning (not an emergency stop: the plan avoids
+    it) naming the withheld regimen.
+    """
+    if not findings.oncology or not tumors:
+        return []
+    # imported here: the guideline package reads the safety engine while ranking options
+    from tools.guidelines.matching import rules_for_case
+
+    rules = rules_for_case(findings, tumors)
+    proposed = {d.lower() for s in schemes for t in s.treatments for d in t.drugs}
+    regimens: dict[str, list[str]] = {}
+    for match in rules.withheld:
+        for drug in sorted(match.rec.drugs() - proposed):
+            regimens.setdefault(drug, []).append(f"'{match.rec.title}' [{match.rec.id}]")
+    out: list[SafetyFinding] = []
+    for finding in assess_drugs(findings, list(regimens)):
+        if finding.severity == "info" or finding.drug is None:
+            continue
+        withheld = ", ".join(dict.fromkeys(regimens[finding.drug]))
+        out.append(
+            SafetyFinding(
+                severity="warning",
+                drug=finding.drug,
+                reason=f"guideline option withheld: {withheld}; {finding.reason}",
+                basis=finding.basis,
+                rule_id=f"{finding.rule_id}-WITHHELD",
+            )
+        )
+    return out
+
+
+def review_safety(findings: Findings, schemes: list[Scheme], tumors: list[Tumor] | None = None) -> Safety:
     """Review every drug of every scheme against the safety rules and the dose limits.
 
-    Status: ``emergency_stop`` with any critical finding, ``warning`` with any warning, else ``ok``.
+    With ``tumors``, regimens the guideline tables withhold for this patient's condition are
+    named too (see ``withheld_findings``). Status: ``emergency_stop`` with any critical finding,
+    ``warning`` with any warning, else ``ok``.
     """
     drugs = {d.lower() for s in schemes for t in s.treatments for d in t.drugs}
     result = assess_drugs(findings, drugs) + dose_limit_findings(schemes)
+    if tumors:
+        result += withheld_findings(findings, tumors, schemes)
     severities = {f.severity for f in result}
     status: Literal["ok", "warning", "emergency_stop"] = (
         "emergency_stop" if "critical" in severities else "warning" if "warning" in severities else "ok"

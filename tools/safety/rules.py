@@ -138,9 +138,7 @@ def safety_knowledge() -> SafetyKnowledge:
         raise KnowledgeError(f"{RULES_TABLE}: {exc}") from exc
     raw_classes = load_table(CLASSES_TABLE)
     classes = _expand(dict(raw_classes.get("classes", {})))
-    groups = {
-        k: frozenset(str(m).lower() for m in v) for k, v in raw_classes.get("medication_groups", {}).items()
-    }
+    groups = {k: frozenset(str(m).lower() for m in v) for k, v in raw_classes.get("medication_groups", {}).items()}
     max_doses: dict[str, list[MaxDose]] = {}
     for item in load_table(MAX_DOSE_TABLE).get("max_doses", []):
         dose = MaxDose.model_validate(item)
@@ -152,7 +150,5 @@ def safety_knowledge() -> SafetyKnowledge:
         for trig in rule.triggers:
             for grp in trig.medication_groups:
                 if grp not in groups:
-                    raise KnowledgeError(
-                        f"{RULES_TABLE}: rule {rule.id} names unknown medication group {grp}"
-                    )
+                    raise KnowledgeError(f"{RULES_TABLE}: rule {rule.id} names unknown medication group {grp}")
     return SafetyKnowledge(rules=rules, classes=classes, medication_groups=groups, max_doses=max_doses)
