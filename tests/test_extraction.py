@@ -14,6 +14,7 @@ from oncoboard.domain import (
     METASTASIS_SITES,
     Findings,
     StructuredData,
+    TumorFinding,
 )
 from tools.extraction import extract_findings
 from tools.extraction.lexicon import PhraseMatcher
@@ -459,3 +460,243 @@ def test_a_tested_variant_inside_a_negative_list_stays_negative() -> None:
         for b in extract_findings("Lung adenocarcinoma. EGFR exon 19 deletion, ALK and ROS1 negative.", "en").biomarkers
     }
     assert opened["EGFR"] == ("exon 19 deletion", "positive") and opened["ALK"][1] == "negative"
+
+
+# --------------------------------------------------------------------------- node status, spread, counts
+
+
+def _tumour(text: str, lang: str = "en") -> TumorFinding:
+    findings = extract_findings(text, lang)  # type: ignore[arg-type]
+    assert findings.tumors
+    return findings.tumors[0]
+
+
+def test_stated_categories_spread_over_a_sentence_are_combined() -> None:
+    tumour = _tumour(
+        "Rectal adenocarcinoma. MRI: cT3, four suspicious mesorectal lymph nodes (cN2a). CT: liver metastases (cM1)."
+    )
+    assert tumour.stated_tnm == "cT3 cN2a cM1"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Lung adenocarcinoma, 3 cm mass in the right upper lobe; no enlarged hilar or mediastinal lymph nodes.", "en"),
+        ("Prostate adenocarcinoma, cT2a. PSMA-PET: no nodal or distant disease.", "en"),
+        ("Adenokarzinom der Lunge, 2,5 cm Tumor im linken Oberlappen, keine vergrößerten Lymphknoten.", "de"),
+        ("Plattenepithelkarzinom der Lunge im rechten Unterlappen ohne Lymphknotenvergrößerung.", "de"),
+        ("Lung adenocarcinoma, 3 cm mass in the right upper lobe. No enlarged lymph nodes identified on CT.", "en"),
+    ],
+)
+def test_negated_node_words_mean_nodes_free(text: str, lang: str) -> None:
+    nodes = _tumour(text, lang).nodes
+    assert nodes.negated and not nodes.stations
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Adenocarcinoma of the right upper lobe, 2 cm. No lymph nodes identified in the specimen.", "en"),
+        ("Adenokarzinom der Lunge im rechten Oberlappen, 2 cm. Keine Lymphknoten untersucht.", "de"),
+    ],
+)
+def test_nodes_not_examined_are_not_free(text: str, lang: str) -> None:
+    assert not _tumour(text, lang).nodes.negated
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "positive", "station"),
+    [
+        ("Rectal adenocarcinoma. MRI: cT3, four suspicious mesorectal lymph nodes.", "en", 4, "mesorectal"),
+        ("Sigmoid adenocarcinoma. CT: two enlarged pericolic lymph nodes.", "en", 2, "pericolic"),
+        ("Rektumkarzinom. MRT: cT3, zwei suspekte mesorektale Lymphknoten.", "de", 2, "mesorectal"),
+        ("Pankreaskarzinom, vergrößerte peripankreatische Lymphknoten (zwei).", "de", 2, "peripancreatic"),
+    ],
+)
+def test_imaging_node_counts(text: str, lang: str, positive: int, station: str) -> None:
+    nodes = _tumour(text, lang).nodes
+    assert nodes.positive == positive
+    assert station in nodes.stations and not nodes.negated
+
+
+def test_a_node_count_is_not_the_examined_total() -> None:
+    nodes = _tumour("Adenocarcinoma of the distal oesophagus. Two of 25 paraoesophageal lymph nodes positive.").nodes
+    assert (nodes.positive, nodes.examined) == (2, 25)
+
+
+def test_a_negated_station_beside_an_involved_one_is_left_out() -> None:
+    text = (
+        "Adenokarzinom der Lunge, 4 cm Tumor im rechten Oberlappen, FDG-positive hiläre Lymphknoten "
+        "(Station 10R), keine mediastinalen Lymphknoten, keine Fernmetastasen."
+    )
+    stations = _tumour(text, "de").nodes.stations
+    assert "hilar" in stations and "mediastinal" not in stations
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "sites"),
+    [
+        (
+            "Lung adenocarcinoma: 6 cm mass in the right lower lobe without nodal enlargement, multiple liver "
+            "metastases and a left adrenal metastasis.",
+            "en",
+            ("liver", "adrenal"),
+        ),
+        (
+            "Prostatakarzinom cT3b, keine vergrößerten Lymphknoten, multiple Lungenmetastasen und Knochenmetastasen.",
+            "de",
+            ("lung", "bone"),
+        ),
+    ],
+)
+def test_a_negation_does_not_reach_past_a_new_listed_item(text: str, lang: str, sites: tuple[str, ...]) -> None:
+    tumour = _tumour(text, lang)
+    assert set(tumour.metastases) == set(sites)
+    assert tumour.nodes.negated
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        (
+            "Invasives duktales Mammakarzinom rechts, 3 cm. Multiple Knochenmetastasen, keine viszeralen Metastasen.",
+            "de",
+        ),
+        ("Lung adenocarcinoma with malignant pleural effusion. No extrathoracic metastases on PET-CT.", "en"),
+        ("Adenokarzinom der Lunge. MRT Schädel: solitäre Hirnmetastase. Keine weiteren Metastasen.", "de"),
+    ],
+)
+def test_a_narrowed_negation_does_not_exclude_all_distant_spread(text: str, lang: str) -> None:
+    tumour = _tumour(text, lang)
+    assert tumour.metastases and not tumour.metastases_negated
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Pancreatic head adenocarcinoma, 3 cm. No enlarged lymph nodes, no metastases.", "en"),
+        ("HCC 4 cm im rechten Leberlappen, keine extrahepatische Ausbreitung.", "de"),
+        ("Hepatocellular carcinoma, 4 cm, no extrahepatic spread.", "en"),
+    ],
+)
+def test_global_statements_exclude_distant_spread(text: str, lang: str) -> None:
+    tumour = _tumour(text, lang)
+    assert tumour.metastases_negated and not tumour.metastases
+    assert tumour.nodes.negated
+
+
+def test_a_second_primary_shares_the_global_negation() -> None:
+    findings = extract_findings(
+        "Two primaries: (1) sigmoid adenocarcinoma pT3 pN0. (2) Right upper lobe adenocarcinoma pT1b pN0. "
+        "No distant metastases.",
+        "en",
+    )
+    assert len(findings.tumors) == 2 and all(t.metastases_negated for t in findings.tumors)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Lung adenocarcinoma, right upper lobe, 4 cm. Operable, lobectomy planned.", "en"),
+        ("Adenokarzinom der Lunge im rechten Oberlappen, 4 cm. Operabel, Lobektomie geplant.", "de"),
+    ],
+)
+def test_a_planned_resection_is_not_a_resection(text: str, lang: str) -> None:
+    assert "resected" not in extract_findings(text, lang).conditions  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "subsite"),
+    [
+        ("Tumour of the lower third of the oesophagus. Biopsy: adenocarcinoma.", "en", "distal esophagus"),
+        ("Plattenepithelkarzinom des mittleren Drittels des Ösophagus, cT2 cN0.", "de", "middle esophagus"),
+        (
+            "Left breast-conserving surgery. Invasive ductal carcinoma (no special type) in the upper outer "
+            "quadrant, 2.3 cm.",
+            "en",
+            "upper outer quadrant",
+        ),
+    ],
+)
+def test_subsites(text: str, lang: str, subsite: str) -> None:
+    assert _tumour(text, lang).subsite == subsite
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "count"),
+    [
+        ("MRI: three hepatocellular carcinoma lesions measuring 7 cm, 3 cm and 2 cm.", "en", 3),
+        ("MRT: drei HCC-Herde, größter 3 cm, keine Gefäßinvasion.", "de", 3),
+        ("Lung adenocarcinoma: 6 cm mass in the right lower lobe.", "en", None),
+    ],
+)
+def test_lesion_counts(text: str, lang: str, count: int | None) -> None:
+    assert _tumour(text, lang).count == count
+
+
+def test_german_breast_compound_gives_histology_and_size() -> None:
+    tumour = _tumour("Invasives duktales Mammakarzinom rechts, 3 cm, ER positiv.", "de")
+    assert (tumour.histology, tumour.size_cm) == ("invasive ductal carcinoma", 3.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        (
+            "Ductal adenocarcinoma of the pancreatic head, 3 cm, no contact with the superior mesenteric artery, "
+            "coeliac axis or common hepatic artery.",
+            "en",
+        ),
+        ("Duktales Adenokarzinom des Pankreaskopfes, 3 cm, kein Kontakt zur Arteria mesenterica superior.", "de"),
+    ],
+)
+def test_no_contact_with_vessels_is_negated(text: str, lang: str) -> None:
+    assert _tumour(text, lang).extent == ()
+
+
+def test_tumour_thrombus_in_a_portal_vein_branch() -> None:
+    text = "Hepatozelluläres Karzinom, größter Herd 6 cm, mit Tumorthrombus im linken Pfortaderast."
+    assert "portal_vein" in _tumour(text, "de").extent
+
+
+def test_a_free_node_group_does_not_clear_an_involved_one() -> None:
+    text = (
+        "Radical prostatectomy: acinar adenocarcinoma. (A) Left pelvic lymph nodes: metastatic adenocarcinoma "
+        "in 1 of 13 lymph nodes. (B) Right pelvic lymph nodes: 0/15."
+    )
+    nodes = _tumour(text).nodes
+    assert nodes.positive == 1 and not nodes.negated
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "histology"),
+    [
+        (
+            "Left breast, mastectomy: intraductal and infiltrating duct carcinoma; ductal carcinoma in situ "
+            "comprising 20% of the tumour.",
+            "en",
+            "invasive ductal carcinoma",
+        ),
+        ("Mamma links: invasives duktales Karzinom mit begleitendem DCIS, 2,2 cm.", "de", "invasive ductal carcinoma"),
+        (
+            "Wide local excision: ductal carcinoma in situ, 1.5 cm, no invasive carcinoma.",
+            "en",
+            "ductal carcinoma in situ",
+        ),
+    ],
+)
+def test_an_invasive_carcinoma_outranks_its_in_situ_component(text: str, lang: str, histology: str) -> None:
+    assert _tumour(text, lang).histology == histology
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "sites"),
+    [
+        ("Gastric adenocarcinoma. CT: metastatic liver lesions.", "en", ("liver",)),
+        ("Prostate adenocarcinoma with metastatic bone disease.", "en", ("bone",)),
+        ("Prostatakarzinom mit metastatischen Knochenläsionen.", "de", ("bone",)),
+        ("Metastatic lung cancer, adenocarcinoma of the right upper lobe.", "en", ()),
+    ],
+)
+def test_metastatic_organ_lesions(text: str, lang: str, sites: tuple[str, ...]) -> None:
+    assert _tumour(text, lang).metastases == sites

@@ -147,9 +147,7 @@ def test_unknown_primary_with_liver_metastases() -> None:
 
 
 def test_two_independent_primaries_get_c97() -> None:
-    lung = TumorFinding(
-        site="lung", subsite="left lower lobe", laterality="left", histology="squamous cell carcinoma"
-    )
+    lung = TumorFinding(site="lung", subsite="left lower lobe", laterality="left", histology="squamous cell carcinoma")
     prostate = TumorFinding(site="prostate", histology="acinar adenocarcinoma", metastases=("bone",))
     codes = code_case(_case(lung, prostate, sex="male"))
     assert _who(codes) == [
@@ -233,15 +231,18 @@ def test_node_regions_multiple_and_distant() -> None:
 
 
 def test_negated_nodes_and_metastases_are_not_coded() -> None:
-    tumor = TumorFinding(
-        site="prostate",
-        nodes=NodeFinding(positive=0, examined=14),
-        metastases=("bone",),
-        metastases_negated=True,
-    )
+    tumor = TumorFinding(site="prostate", nodes=NodeFinding(positive=0, examined=14), metastases_negated=True)
     assert _who(code_case(_case(tumor))) == [("C61", "primary")]
     tumor2 = TumorFinding(site="prostate", nodes=NodeFinding(positive=2, negated=True))
     assert _who(code_case(_case(tumor2))) == [("C61", "primary")]
+
+
+def test_described_metastases_are_coded_beside_a_blanket_negation() -> None:
+    """A referral's "M0" beside metastases the staging CT describes: the sites are coded (the
+    stager reports the contradiction), never the unspecified C79.9."""
+    tumor = TumorFinding(site="pancreas", subsite="head", metastases=("liver",), metastases_negated=True)
+    findings = Findings(oncology=True, tumors=(tumor,), conditions=("metastatic",))
+    assert _who(code_case(findings)) == [("C25.0", "primary"), ("C78.7", "secondary")]
 
 
 def test_other_site_without_detail_is_unspecified_primary() -> None:
@@ -365,3 +366,73 @@ def test_station_text_naming_two_regions_and_lung_station_one() -> None:
     assert _who(code_case(_case(breast))) == [("C50.4", "primary"), ("C77.8", "secondary")]
     lung = TumorFinding(site="lung", subsite="RUL", nodes=NodeFinding(positive=1, stations=("1R",)))
     assert _who(code_case(_case(lung))) == [("C34.1", "primary"), ("C77.0", "secondary")]
+
+
+def test_a_stated_n_category_codes_the_regional_nodes() -> None:
+    tumor = TumorFinding(site="colorectal", subsite="sigmoid colon", stated_tnm="cT4a cN1")
+    assert _who(code_case(_case(tumor))) == [("C18.7", "primary"), ("C77.2", "secondary")]
+    node_negative = TumorFinding(site="colorectal", subsite="sigmoid colon", stated_tnm="cT3 cN0")
+    assert _who(code_case(_case(node_negative))) == [("C18.7", "primary")]
+
+
+def test_a_level_beside_a_named_region_stays_in_that_region() -> None:
+    cup = TumorFinding(site="unknown_primary", nodes=NodeFinding(positive=1, stations=("cervical", "Level II")))
+    assert _who(code_case(_case(cup))) == [("C80.0", "primary"), ("C77.0", "secondary")]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        (
+            "Tumour of the lower third of the oesophagus. Biopsy: adenocarcinoma. EUS: cT3, two enlarged "
+            "paraoesophageal lymph nodes, no distant metastases.",
+            "en",
+            [("C15.5", "primary"), ("C77.1", "secondary")],
+        ),
+        (
+            "Plattenepithelkarzinom des mittleren Drittels des Ösophagus, cT3, 4 vergrößerte paraösophageale "
+            "Lymphknoten (cN2), multiple Lebermetastasen.",
+            "de",
+            [("C15.4", "primary"), ("C77.1", "secondary"), ("C78.7", "secondary")],
+        ),
+        (
+            "Left breast-conserving surgery. Invasive ductal carcinoma (no special type) in the upper outer "
+            "quadrant, 2.3 cm. Sentinel nodes 0/3. pT2 pN0.",
+            "en",
+            [("C50.4", "primary")],
+        ),
+        (
+            "Lung adenocarcinoma: 6 cm mass in the right lower lobe without nodal enlargement, multiple liver "
+            "metastases and a left adrenal metastasis.",
+            "en",
+            [("C34.3", "primary"), ("C78.7", "secondary"), ("C79.7", "secondary")],
+        ),
+        (
+            "Invasives duktales Mammakarzinom rechts, 3 cm. Multiple Knochenmetastasen, keine viszeralen Metastasen.",
+            "de",
+            [("C50.9", "primary"), ("C79.5", "secondary")],
+        ),
+        (
+            "Carcinoma of unknown primary: adenocarcinoma in the liver biopsy; multiple liver and bone metastases, "
+            "no primary found on PET-CT.",
+            "en",
+            [("C80.0", "primary"), ("C79.5", "secondary"), ("C78.7", "secondary")],
+        ),
+        (
+            "CUP-Syndrom: zervikale Lymphknotenmetastase rechts (Level III), Plattenepithelkarzinom, "
+            "Primärtumor unbekannt. Keine Fernmetastasen.",
+            "de",
+            [("C80.0", "primary"), ("C77.0", "secondary")],
+        ),
+        (
+            "Rektumkarzinom, Adenokarzinom. MRT: cT3, zwei suspekte mesorektale Lymphknoten (cN1). CT: keine "
+            "Fernmetastasen.",
+            "de",
+            [("C20", "primary"), ("C77.5", "secondary")],
+        ),
+    ],
+)
+def test_codes_from_text(text: str, lang: str, expected: list[tuple[str, str]]) -> None:
+    from tools.extraction import extract_findings
+
+    assert _who(code_case(extract_findings(text, lang))) == expected  # type: ignore[arg-type]

@@ -372,9 +372,7 @@ def test_stage_tumor_colorectal_resection_counts() -> None:
 
 
 def test_stage_tumor_count_contradicts_stated_n() -> None:
-    tumor = TumorFinding(
-        site="colorectal", stated_tnm="pT3 pN1 (5/20)", nodes=NodeFinding(positive=5, examined=20)
-    )
+    tumor = TumorFinding(site="colorectal", stated_tnm="pT3 pN1 (5/20)", nodes=NodeFinding(positive=5, examined=20))
     result = stage_tumor(tumor, FINDINGS)
     assert result.tnm.n == "N1"
     assert any("N2a" in c for c in result.conflicts)
@@ -409,9 +407,7 @@ def test_stage_tumor_other_site_keeps_stated() -> None:
 
 
 def test_stage_tumor_pancreas_artery_and_size() -> None:
-    tumor = TumorFinding(
-        site="pancreas", size_cm=1.0, nodes=NodeFinding(negated=True), metastases_negated=True
-    )
+    tumor = TumorFinding(site="pancreas", size_cm=1.0, nodes=NodeFinding(negated=True), metastases_negated=True)
     assert stage_tumor(tumor, FINDINGS).tnm.t == "T1c"
     t4 = TumorFinding(site="pancreas", size_cm=3.0, extent=("superior_mesenteric_artery",))
     assert stage_tumor(t4, FINDINGS).tnm.t == "T4"
@@ -427,9 +423,7 @@ def _liver(**kwargs: object) -> TumorFinding:
 def test_liver_t_categories() -> None:
     assert stage_tumor(_liver(size_cm=1.8, count=1), FINDINGS).tnm.t == "T1a"
     assert stage_tumor(_liver(size_cm=3.0, count=1), FINDINGS).tnm.t == "T1b"
-    assert (
-        stage_tumor(_liver(size_cm=3.0, count=1, extent=("microvascular_invasion",)), FINDINGS).tnm.t == "T2"
-    )
+    assert stage_tumor(_liver(size_cm=3.0, count=1, extent=("microvascular_invasion",)), FINDINGS).tnm.t == "T2"
     assert stage_tumor(_liver(lesion_sizes_cm=(2.0, 4.0), count=2), FINDINGS).tnm.t == "T2"
     assert stage_tumor(_liver(lesion_sizes_cm=(2.0, 6.0), count=2), FINDINGS).tnm.t == "T3"
     assert stage_tumor(_liver(size_cm=3.0, count=1, extent=("portal_vein",)), FINDINGS).tnm.t == "T4"
@@ -456,9 +450,7 @@ def test_liver_t_categories() -> None:
         ({"size_cm": 3.0, "count": 1}, {"ecog": 3}, "D"),
     ],
 )
-def test_bclc_examples(
-    tumor_kwargs: dict[str, object], findings_kwargs: dict[str, object], stage: str
-) -> None:
+def test_bclc_examples(tumor_kwargs: dict[str, object], findings_kwargs: dict[str, object], stage: str) -> None:
     tumor = _liver(**tumor_kwargs)
     findings = Findings(oncology=True, **findings_kwargs)  # type: ignore[arg-type]
     assert bclc_stage(tumor, findings).stage == stage
@@ -581,3 +573,150 @@ def test_stated_above_findings_is_a_note_unless_findings_decide() -> None:
     result = stage_tumor(negative, FINDINGS)
     assert len(result.conflicts) == 2
     assert (result.tnm.n, result.tnm.m) == ("N1", "M1")
+
+
+# --------------------------------------------------------------------------- staged from text
+
+
+def _staged(text: str, lang: str) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    from tools.extraction import extract_findings
+
+    findings = extract_findings(text, lang)  # type: ignore[arg-type]
+    tnm = stage_tumor(findings.tumors[0], findings).tnm
+    return tnm.prefix, tnm.t, tnm.n, tnm.m, tnm.stage_group
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        # lung M1b is one extrathoracic metastasis; several lesions, even in one organ, are M1c
+        (
+            "Lung adenocarcinoma, 3 cm mass in the right upper lobe; no enlarged hilar or mediastinal lymph nodes. "
+            "Multiple bone metastases.",
+            "en",
+            ("c", "T1c", "N0", "M1c", "IVB"),
+        ),
+        (
+            "Plattenepithelkarzinom der Lunge, 3,5 cm Raumforderung im rechten Unterlappen, keine vergrößerten "
+            "Lymphknoten. Skelettszintigraphie: multiple Knochenmetastasen.",
+            "de",
+            ("c", "T2a", "N0", "M1c", "IVB"),
+        ),
+        (
+            "Adenokarzinom der Lunge, 2,5 cm Tumor im linken Oberlappen, keine vergrößerten Lymphknoten. MRT "
+            "Schädel: solitäre Hirnmetastase. Keine weiteren Metastasen.",
+            "de",
+            ("c", "T1c", "N0", "M1b", "IVA"),
+        ),
+        # lung N from the station, a negated station left out; a planned lobectomy keeps the prefix c
+        (
+            "Adenokarzinom der Lunge, 4 cm Tumor im rechten Oberlappen, FDG-positive hiläre Lymphknoten "
+            "(Station 10R), keine mediastinalen Lymphknoten, keine Fernmetastasen. Lobektomie geplant.",
+            "de",
+            ("c", "T2a", "N1", "M0", "IIB"),
+        ),
+        # colorectal N from the number of suspicious nodes on imaging
+        (
+            "Adenocarcinoma of the sigmoid colon, cT3. CT: four suspicious pericolic lymph nodes, no distant "
+            "metastases.",
+            "en",
+            ("c", "T3", "N2a", "M0", "IIIB"),
+        ),
+        (
+            "Rektumkarzinom, Adenokarzinom. MRT: cT3, zwei suspekte mesorektale Lymphknoten. CT: keine Fernmetastasen.",
+            "de",
+            ("c", "T3", "N1b", "M0", "IIIB"),
+        ),
+        # categories stated apart are read together
+        (
+            "Gastric antrum adenocarcinoma, cT3, enlarged perigastric lymph nodes (cN1), no distant metastases.",
+            "en",
+            ("c", "T3", "N1", "M0", "III"),
+        ),
+        # DCIS is Tis; stage 0 needs no described nodal or distant spread
+        (
+            "Wide local excision of the right breast: ductal carcinoma in situ, 1.8 cm, high grade.",
+            "en",
+            ("p", "Tis", "N0", "M0", "0"),
+        ),
+        (
+            "Exzisionsbiopsie der linken Mamma: duktales Carcinoma in situ, 2 cm, kein invasiver Anteil.",
+            "de",
+            ("p", "Tis", "N0", "M0", "0"),
+        ),
+        # liver T from the number and size of the tumours and portal vein involvement
+        (
+            "Cirrhosis, Child-Pugh A. MRI: three hepatocellular carcinoma lesions measuring 7 cm, 3 cm and 2 cm; "
+            "no macrovascular invasion, no extrahepatic spread.",
+            "en",
+            ("c", "T3", "N0", "M0", "IIIA"),
+        ),
+        (
+            "Leberzirrhose, Child-Pugh A. MRT: drei HCC-Herde, größter 4 cm, keine Gefäßinvasion, keine "
+            "Lymphknoten- oder Fernmetastasen.",
+            "de",
+            ("c", "T2", "N0", "M0", "II"),
+        ),
+        (
+            "Hepatozelluläres Karzinom, größter Herd 6 cm, mit Tumorthrombus im linken Pfortaderast. Keine "
+            "Lymphknotenmetastasen, keine Fernmetastasen.",
+            "de",
+            ("c", "T4", "N0", "M0", "IIIB"),
+        ),
+        # no contact with the arteries: size decides T
+        (
+            "Pancreatic head mass 3 cm, no contact with the superior mesenteric artery, coeliac axis or common "
+            "hepatic artery; no enlarged lymph nodes, no metastases. EUS-FNA: ductal adenocarcinoma.",
+            "en",
+            ("c", "T2", "N0", "M0", "IB"),
+        ),
+    ],
+)
+def test_staging_from_text(text: str, lang: str, expected: tuple[str | None, ...]) -> None:
+    assert _staged(text, lang) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "m"),
+    [
+        (
+            "Carcinoma of unknown primary: adenocarcinoma in the liver biopsy; multiple liver and bone metastases, "
+            "no primary found on PET-CT.",
+            "en",
+            "M1",
+        ),
+        (
+            "CUP-Syndrom: zervikale Lymphknotenmetastase rechts (Level III), Plattenepithelkarzinom, Primärtumor "
+            "unbekannt. Keine Fernmetastasen.",
+            "de",
+            "M0",
+        ),
+        ("Carcinoma of unknown primary, squamous cell carcinoma in a cervical lymph node.", "en", None),
+    ],
+)
+def test_a_tumour_without_site_table_gets_the_shared_m_rule(text: str, lang: str, m: str | None) -> None:
+    _, t, n, got, group = _staged(text, lang)
+    assert (t, n, got, group) == (None, None, m, None)
+
+
+def test_stated_m0_still_wins_over_described_metastases_with_a_conflict() -> None:
+    from tools.extraction import extract_findings
+
+    findings = extract_findings(
+        "Sigmoid adenocarcinoma. The referral states cT3 cN1 M0. Staging CT: three liver metastases.", "en"
+    )
+    result = stage_tumor(findings.tumors[0], findings)
+    assert result.tnm.m == "M0"
+    assert any("M0" in c and "M1a" in c for c in result.conflicts)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "n"),
+    [
+        ("Right nephrectomy: clear cell renal cell carcinoma, 4 cm. Hilar lymph nodes: 0/3.", "en", "N0"),
+        ("Nephrektomie rechts: klarzelliges Nierenzellkarzinom, 4 cm. Lymphknoten tumorfrei (0/5).", "de", "N0"),
+        ("Right nephrectomy: clear cell renal cell carcinoma, 4 cm. Hilar lymph nodes: 2/3 involved.", "en", None),
+    ],
+)
+def test_a_site_without_table_gets_n0_only(text: str, lang: str, n: str | None) -> None:
+    assert _staged(text, lang)[2] == n

@@ -32,7 +32,7 @@ from tools.extraction.sites import (
     subsite_and_laterality,
 )
 from tools.extraction.spread import find_extent, find_metastases, find_nodes
-from tools.extraction.tnm import StatedTNM, best_stated, find_stated_tnm
+from tools.extraction.tnm import StatedTNM, best_stated, combine_stated, find_stated_tnm
 
 logger = logging.getLogger(__name__)
 
@@ -211,10 +211,12 @@ def _tumours(
     tumours: list[TumorFinding] = []
     for idx, cand in enumerate(candidates):
         my_statements = [s for s in statements if owned(s.start, idx)]
-        stated = best_stated(my_statements)
-        stated_n = next((c for c in (stated.categories if stated else ()) if c.startswith("N")), None)
+        chosen = combine_stated(my_statements)
+        stated_text = " ".join(s.text for s in chosen) if chosen else None
+        categories = tuple(c for s in chosen for c in s.categories)
+        stated_n = next((c for c in categories if c.startswith("N")), None)
         if idx == 0:
-            nodes, node_entities = find_nodes(text, ctx, stated_n, stated.text if stated else None)
+            nodes, node_entities = find_nodes(text, ctx, stated_n, stated_text)
             entities.extend(node_entities)
         else:
             nodes = NodeFinding()
@@ -247,13 +249,13 @@ def _tumours(
             evidence.append(Span(start=a.start, end=a.end, text=a.text))
         if histo is not None:
             evidence.append(Span(start=histo.start, end=histo.end, text=histo.text))
-        if stated is not None:
-            evidence.append(Span(start=stated.start, end=stated.end, text=stated.text))
+        for st in chosen:
+            evidence.append(Span(start=st.start, end=st.end, text=st.text))
         if my_sizes:
             evidence.append(Span(start=my_sizes[0].start, end=my_sizes[0].end, text=my_sizes[0].text))
         if count_span is not None and idx == 0:
             evidence.append(Span(start=count_span[0], end=count_span[1], text=text[count_span[0] : count_span[1]]))
-        m0_stated = any(c.startswith("M0") for c in (stated.categories if stated else ()))
+        m0_stated = any(c.startswith("M0") for c in categories)
         tumours.append(
             TumorFinding(
                 site=cand.site,
@@ -266,8 +268,9 @@ def _tumours(
                 extent=extent,
                 nodes=nodes,
                 metastases=tuple(met_sites) if idx == 0 else (),
-                metastases_negated=(met_negated or m0_stated) if idx == 0 else m0_stated,
-                stated_tnm=stated.text if stated else None,
+                # "no distant metastases" speaks of the whole patient, hence of every primary
+                metastases_negated=met_negated or m0_stated,
+                stated_tnm=stated_text,
                 grade=grade_hit.grade if grade_hit else None,
                 count=count,
                 lesion_sizes_cm=tuple(lesion_sizes),
@@ -340,7 +343,11 @@ def _tumour_sizes(text: str, ctx: TextContext) -> list[SizeHit]:
     return lead + [h for h in kept if h not in lead]
 
 
-_COUNT_RE = re.compile(r"(?i)(?<![\w.,])(\d{1,2}|[a-zäöüß]+)\s+(?:[a-zäöüß\-]+\s+)?$")
+# "three HCC lesions", "three hepatocellular carcinoma lesions", "drei HCC-Herde"; a measurement
+# ("6 cm mass") is not a count
+_COUNT_RE = re.compile(
+    r"(?i)(?<![\w.,])(\d{1,2}|[a-zäöüß]+)\s+(?!(?:cm|mm)\b)(?:[a-zäöüß\-]+\s+){0,2}(?:[a-zäöüß]+-)?$"
+)
 
 
 def _lesion_count(text: str, ctx: TextContext) -> tuple[int | None, tuple[int, int] | None]:
@@ -349,13 +356,13 @@ def _lesion_count(text: str, ctx: TextContext) -> tuple[int | None, tuple[int, i
     for hit in flat_matcher("histology", "tumour_words").find(text):
         if not hit.text.lower().endswith(("s", "e", "en", "n")) or ctx.assertion(hit.start, hit.end) != "affirmed":
             continue
-        m = _COUNT_RE.search(text[max(0, hit.start - 30) : hit.start])
+        m = _COUNT_RE.search(text[max(0, hit.start - 50) : hit.start])
         if not m:
             continue
         raw = m.group(1).lower()
         value = int(raw) if raw.isdigit() else words.get(raw)
         if value is not None and 1 < value <= 20:
-            start = hit.start - (len(text[max(0, hit.start - 30) : hit.start]) - m.start())
+            start = hit.start - (len(text[max(0, hit.start - 50) : hit.start]) - m.start())
             return value, (start, hit.end)
     for hit in flat_matcher("patient", "multifocal_words").find(text):
         if ctx.assertion(hit.start, hit.end) != "affirmed":

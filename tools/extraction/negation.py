@@ -30,6 +30,7 @@ _CUE_KINDS: dict[str, tuple[Assertion | None, Literal["pre", "post", "stop"]]] =
     "uncertain_pre": ("uncertain", "pre"),
     "uncertain_post": ("uncertain", "post"),
     "hypothetical_pre": ("hypothetical", "pre"),
+    "hypothetical_post": ("hypothetical", "post"),
     "pseudo": (None, "stop"),
     "terminators": (None, "stop"),
 }
@@ -62,6 +63,15 @@ def _cue_matcher() -> PhraseMatcher[Cue]:
 @lru_cache(maxsize=1)
 def _abbreviations() -> frozenset[str]:
     return frozenset(str(a).lower() for a in lexicon("cues").get("abbreviations", []))
+
+
+@lru_cache(maxsize=1)
+def _list_breaks() -> re.Pattern[str]:
+    """A comma followed by a word that opens a new noun phrase ("no nodes, multiple liver metastases")."""
+    words = sorted((re.escape(str(w).lower()) for w in lexicon("cues").get("list_breakers", [])), key=len, reverse=True)
+    if not words:
+        return re.compile(r"(?!x)x")
+    return re.compile(r"(?i),\s*(?:" + "|".join(words) + r")(?![\wäöüß])")
 
 
 @lru_cache(maxsize=1)
@@ -126,6 +136,10 @@ class TextContext:
             if ":" in self.text[cue.end : start]:
                 break
             if cue.value.direction == "stop":
+                break
+            # "without nodal enlargement, multiple liver metastases": a new counted item after a
+            # comma leaves the scope of the cue before it
+            if cue.value.direction in ("pre", "both") and _list_breaks().search(self.text, cue.end, start):
                 break
             if cue.value.direction in ("pre", "both"):
                 found = cue.value.kind

@@ -269,6 +269,13 @@ def subsite_and_laterality(
                 if h.value.site == cand.site and h.value.subsite and ctx.clause(h.start) in anchor_clauses:
                     subsite = h.value.subsite
                     break
+        if subsite is None:
+            # "Left breast-conserving surgery. Invasive ductal carcinoma in the upper outer
+            # quadrant": the subsite sentence need not name the organ; one subsite named for
+            # the site anywhere in the text is taken, several different ones are left open
+            named = {h.value.subsite for h in all_site_hits if h.value.site == cand.site and h.value.subsite}
+            if len(named) == 1:
+                subsite = named.pop()
     laterality = next((a.value.laterality for a in cand.anchors if a.value.laterality), None)
     paired = cand.site in _PAIRED or (cand.organ or "") in _PAIRED
     if laterality is None and paired:
@@ -312,4 +319,18 @@ def best_histology(cand: SiteCandidate, ctx: TextContext) -> Hit[HistologyTerm] 
         distance = nearest(h.start)
         return h.value.rank, implied, same_clause, -distance
 
-    return max(hits, key=score)
+    best = max(hits, key=score)
+    if best.value.icdo3 and best.value.icdo3.endswith("/2"):
+        # an invasive carcinoma beside its in-situ component is the diagnosis ("invasive ductal
+        # carcinoma with DCIS"): T and the code follow the invasive part
+        invasive = [
+            h
+            for h in hits
+            if h.value.icdo3
+            and h.value.icdo3.endswith("/3")
+            and h.value.rank >= best.value.rank
+            and h.value.site in (None, cand.site)
+        ]
+        if invasive:
+            return max(invasive, key=score)
+    return best

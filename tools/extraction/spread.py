@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from oncoboard.domain import EXTENT_TERMS, METASTASIS_SITES, Entity, NodeFinding
-from tools.extraction.lexicon import Hit, HitIndex, PhraseMatcher, flat_matcher, matcher
+from tools.extraction.lexicon import Hit, HitIndex, PhraseMatcher, flat_matcher, lexicon, matcher
 from tools.extraction.negation import Assertion, TextContext
 
 _JOIN = re.compile(r"^[\s,]*(?:and|und|or|oder|sowie|&|/|,)?[\s,]*$", re.IGNORECASE)
@@ -24,6 +24,7 @@ _COUNT_OF = re.compile(
     r"(?<![\d.,])(\d{1,2})\s*(?:of|out of|von|aus|/)\s*(\d{1,3})(?![\d.,])",
     re.IGNORECASE,
 )
+_WORD_OF = re.compile(r"(?i)(?<![\w.,])([a-zäöüß]+)\s+(?:of|out of|von|aus)\s+(\d{1,3})(?![\d.,])")
 _STATION = re.compile(r"(?i)\b(?:station|stations|level|lk-station|region)\s*(\d{1,2}[RLrl]?|[IVX]{1,4}[ab]?)\b")
 _LESION_LINK_WORDS = 8
 _NUMBER_AFTER = re.compile(r"^\D{0,25}?(\d{1,3})(?![\d.,/])")
@@ -80,8 +81,9 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
     """Distant metastases stated in ``text``."""
     m = _met_matchers()
     result = MetastasisResult()
-    node_spans = node_context_spans(text)
-    node_clauses = {ctx.clause(s) for s, _ in node_spans}
+    words_m, mets_m, _ = _node_matchers()
+    # a node-negative phrase ("no extrahepatic spread") may be a distant statement as well
+    node_word_spans = [(h.start, h.end) for h in (*words_m.find(text), *mets_m.find(text))]
     # "distant lymph node metastases" speaks of M, not N, even next to node words
     distant_clauses = {ctx.clause(h.start) for h in flat_matcher("metastasis", "distant_words").find(text)}
     claimed: list[tuple[int, int]] = []
@@ -137,14 +139,51 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
         is_global = _overlaps(
             (cue.start, cue.end), [(g.start, g.end) for g in global_index.between(cue.start - 100, cue.end)]
         )
-        nodal = clause in node_clauses and clause not in distant_clauses
+        nodal = _nodal(ctx, cue, node_word_spans) and clause not in distant_clauses
         if kind == "noun" and is_global and not nodal:
-            result.entities.append(
-                Entity(text=cue.text, label=_label("METASTASIS", status), start=cue.start, end=cue.end, code=None)
-            )
-            if status == "negated":
-                result.negated_global = True
+            _global_statement(text, ctx, cue, status, result)
+    # global statements without a metastasis noun: "no nodal or distant disease", "no extrahepatic spread"
+    cue_spans = [(c.start, c.end) for c, kind in cues if kind == "noun"]
+    for hit in global_index.between(0, len(text)):
+        if _overlaps((hit.start, hit.end), cue_spans) or _overlaps((hit.start, hit.end), claimed):
+            continue
+        if _nodal(ctx, hit, node_word_spans) and ctx.clause(hit.start) not in distant_clauses:
+            continue
+        _global_statement(text, ctx, hit, ctx.assertion(hit.start, hit.end), result)
     return result
+
+
+def _nodal(ctx: TextContext, cue: Hit[str], node_spans: list[tuple[int, int]]) -> bool:
+    """The metastasis word speaks of lymph nodes ("lymph node metastases", "nodes ... metastatic")."""
+    clause = ctx.clause(cue.start)
+    for start, end in node_spans:
+        if start < cue.end and cue.start < end:
+            return True
+        gap = ctx.text[end : cue.start]
+        if (
+            clause[0] <= start
+            and end <= cue.start
+            and ctx.words_between(end, cue.start) <= 3
+            and not re.search(r"[,;:]", gap)
+        ):
+            return True
+    return False
+
+
+def _global_statement(text: str, ctx: TextContext, cue: Hit[str], status: Assertion, result: MetastasisResult) -> None:
+    """Record a metastasis statement that names no organ; a negated one excludes distant spread
+    unless a qualifier narrows it ("no visceral metastases", "keine weiteren Metastasen")."""
+    result.entities.append(
+        Entity(text=cue.text, label=_label("METASTASIS", status), start=cue.start, end=cue.end, code=None)
+    )
+    if status != "negated":
+        return
+    clause = ctx.clause(cue.start)
+    for q in flat_matcher("metastasis", "partial_qualifiers").find(text[max(clause[0], cue.start - 40) : cue.end]):
+        q_end = max(clause[0], cue.start - 40) + q.end
+        if ctx.words_between(q_end, cue.start) <= 2 and not re.search(r"[,;:()]", text[q_end : cue.start]):
+            return
+    result.negated_global = True
 
 
 def _linked_organs(
@@ -194,6 +233,20 @@ def _linked_organs(
                 break
             found.append(organ)
             cursor = organ.end
+    if kind == "adjective" and not found:
+        # "metastatic liver lesions", "metastatic bone disease": the organ right after the
+        # adjective names the site when a lesion word follows it ("metastatic lung cancer" is a
+        # primary and has none)
+        lesion_words = flat_matcher("metastasis", "adjective_lesion_words")
+        for organ in (o for o in organs if o.start >= cue.end and o.start < clause[1]):
+            if not re.fullmatch(r"\s+", text[cue.end : organ.start]):
+                break
+            span = text[organ.start : min(clause[1], organ.end + 30)]
+            width = organ.end - organ.start
+            # the lesion word follows the organ, or closes a compound ("Knochenläsionen")
+            if any(h.start <= width + 1 and h.end > width - 1 for h in lesion_words.find(span)):
+                found.append(organ)
+            break
     if not found and kind == "noun":
         # "liver lesion suspicious for metastasis", "Leberherd, V.a. Metastase": an organ with a
         # lesion word shortly before the cue
@@ -226,19 +279,34 @@ def find_nodes(
     for hit in negs.find(text):
         entities.append(Entity(text=hit.text, label="NODES_NEGATED", start=hit.start, end=hit.end))
         negated = True
+    clinical_m = flat_matcher("nodes", "clinical_involvement")
+    not_assessed_m = flat_matcher("nodes", "not_assessed_words")
     # one pass per clause, after every node mention in it has been seen: a clause holds a
     # nodal-metastasis phrase ("supraclavicular lymph node metastasis") and plain node words alike
     clause_status: dict[tuple[int, int], tuple[bool, bool]] = {}
+    affirmed_words: list[Hit[str]] = []
     for hit in node_hits:
         clause = ctx.clause(hit.start)
         status = ctx.assertion(hit.start, hit.end)
         is_met = hit.value == "node_metastasis"
+        if status == "uncertain" and _clinically_involved(text, ctx, hit, clinical_m):
+            # clinical N rests on imaging: "suspicious" or "suspekte" nodes are the finding itself
+            status = "affirmed"
         if is_met:
             entities.append(Entity(text=hit.text, label=_label("NODES", status), start=hit.start, end=hit.end))
             if status == "negated":
                 negated = True
             elif status == "affirmed":
                 involved = True
+        elif status == "negated" and (
+            clinical_m.find(text[clause[0] : clause[1]]) or not not_assessed_m.find(text[clause[0] : clause[1]])
+        ):
+            # "no enlarged lymph nodes (identified)", "keine vergrößerten Lymphknoten": the nodes were
+            # assessed and found free ("no lymph nodes identified" says they were not assessed: NX)
+            entities.append(Entity(text=hit.text, label="NODES_NEGATED", start=hit.start, end=hit.end))
+            negated = True
+        elif status == "affirmed":
+            affirmed_words.append(hit)
         met_before, affirmed_before = clause_status.get(clause, (False, False))
         clause_status[clause] = (
             met_before or (is_met and status == "affirmed"),
@@ -262,20 +330,31 @@ def find_nodes(
         if clause in negated_clauses and not has_met:
             negated = True
         p_count, e_count = _counts(ctext, examined_m, positive_m)
+        clinical = bool(clinical_m.find(ctext))
+        if p_count is None and e_count is None and has_affirmed and (clinical or has_met or positive_m.find(ctext)):
+            words_here = [h for h in affirmed_words if clause[0] <= h.start < clause[1]]
+            p_count = _described_count(text, ctx, words_here)
         if e_count is not None and (examined is None or e_count > examined):
             examined = e_count
-            positive = p_count if p_count is not None else positive
-        elif p_count is not None and positive is None:
-            positive = p_count
+        if p_count is not None:
+            # node groups of one report ("(A) pelvic nodes 1/13 ... (B) 0/15", or a synoptic
+            # summary repeating a count): the largest involved count is kept, a later free
+            # group never clears an involved one
+            positive = p_count if positive is None else max(positive, p_count)
         if not has_affirmed:
             continue
-        if not (has_met or positive_m.find(ctext) or (p_count or 0) > 0):
+        if not (has_met or clinical or positive_m.find(ctext) or (p_count or 0) > 0):
             continue
+        involved = True
         for st in station_m.find(ctext):
+            if ctx.assertion(clause[0] + st.start, clause[0] + st.end) == "negated":
+                continue
             if st.value not in stations:
                 stations.append(st.value)
         for sm in _STATION.finditer(ctext):
             name = sm.group(0).strip()
+            if ctx.assertion(clause[0] + sm.start(), clause[0] + sm.end()) == "negated":
+                continue
             if name not in stations:
                 stations.append(name)
         contralateral = contralateral or bool(flag_m["contralateral"].find(ctext))
@@ -287,7 +366,7 @@ def find_nodes(
             positive, examined = int(count.group(1)), int(count.group(2))
     if positive is not None and positive > 0:
         involved = True
-    if stated_n:
+    if stated_n and not involved:
         n_cat = stated_n[1:2]
         if n_cat == "0":
             if positive is None:
@@ -313,6 +392,56 @@ def find_nodes(
     )
 
 
+def _clinically_involved(text: str, ctx: TextContext, hit: Hit[str], clinical_m: PhraseMatcher[str]) -> bool:
+    """A clinical involvement word ("suspicious", "suspekt", "enlarged") describes this node mention."""
+    clause = ctx.clause(hit.start)
+    for word in clinical_m.find(text[clause[0] : clause[1]]):
+        start = clause[0] + word.start
+        end = clause[0] + word.end
+        if end <= hit.start and ctx.words_between(end, hit.start) <= 3:
+            return True
+        if start >= hit.end and ctx.words_between(hit.end, start) <= 2:
+            return True
+    return False
+
+
+@lru_cache(maxsize=1)
+def _number_words() -> dict[str, int]:
+    return {str(k).lower(): int(v) for k, v in lexicon("patient")["number_words"].items()}
+
+
+_NUMBER_TOKEN = re.compile(r"(?i)(?<![\w.,/])(\d{1,2}|[a-zäöüß]+)(?![\w.,/])")
+_UNIT_AFTER = re.compile(r"(?i)^\s*(?:[.,]\d+\s*)?(?:cm|mm)\b")
+_STATION_BEFORE = re.compile(r"(?i)\b(?:station|stations|level|levels|segment|region)\s*$")
+_NUMBER_IN_BRACKETS = re.compile(r"(?i)^\s*\(\s*(\d{1,2}|[a-zäöüß]+)\s*\)")
+
+
+def _described_count(text: str, ctx: TextContext, hits: list[Hit[str]]) -> int | None:
+    """Involved nodes counted in prose: "four suspicious mesorectal lymph nodes", "Lymphknoten (zwei)"."""
+    words = _number_words()
+    for hit in hits:
+        clause = ctx.clause(hit.start)
+        before = text[max(clause[0], hit.start - 60) : hit.start]
+        tokens = list(_NUMBER_TOKEN.finditer(before))
+        for tok in reversed(tokens[-5:]):
+            raw = tok.group(1).lower()
+            value = int(raw) if raw.isdigit() else words.get(raw)
+            if value is None:
+                continue
+            # "2.5 cm node" is a size, "station 7 nodes" a location, not a count
+            if _UNIT_AFTER.match(before[tok.end() :]) or _STATION_BEFORE.search(before[: tok.start()]):
+                continue
+            if 0 < value <= 50:
+                return value
+        after = _NUMBER_IN_BRACKETS.match(text[hit.end : hit.end + 20])
+        if after:
+            raw = after.group(1).lower()
+            value = int(raw) if raw.isdigit() else words.get(raw)
+            if value is not None and 0 < value <= 50:
+                return value
+    return None
+
+
 def _counts(
     clause_text: str, examined_m: PhraseMatcher[str], positive_m: PhraseMatcher[str]
 ) -> tuple[int | None, int | None]:
@@ -322,6 +451,13 @@ def _counts(
             pos, total = int(m.group(1)), int(m.group(2))
             if 0 <= pos <= total <= 150:
                 return pos, total
+    words = _number_words()
+    for m in _WORD_OF.finditer(clause_text):
+        # "two of 25 nodes positive", "zwei von 18 Lymphknoten befallen"
+        word_value = words.get(m.group(1).lower())
+        total = int(m.group(2))
+        if word_value is not None and 0 <= word_value <= total <= 150:
+            return word_value, total
     positive: int | None = None
     examined: int | None = None
     for hit in examined_m.find(clause_text):

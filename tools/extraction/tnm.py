@@ -107,3 +107,34 @@ def best_stated(statements: list[StatedTNM]) -> StatedTNM | None:
     if not statements:
         return None
     return max(statements, key=lambda s: (s.rank, -s.start))
+
+
+def combine_stated(statements: list[StatedTNM]) -> list[StatedTNM]:
+    """The statements that together give the stated categories of one tumour, in text order.
+
+    Reports often spread the categories over a sentence ("cT3, four suspicious nodes (cN2a),
+    liver metastases (cM1)"): the best statement gives T, and an axis it lacks is taken from the
+    best statement that has it.
+    """
+    best = best_stated(statements)
+    if best is None:
+        return []
+    chosen = [best]
+    for letter in ("T", "N", "M"):
+        if any(letter in s.letters for s in chosen):
+            continue
+        holders = [s for s in statements if letter in s.letters and _same_time(best, s, letter)]
+        if holders:
+            chosen.append(max(holders, key=lambda s: (s.rank, -s.start)))
+    return sorted(chosen, key=lambda s: s.start)
+
+
+def _same_time(best: StatedTNM, other: StatedTNM, letter: str) -> bool:
+    """Whether ``other`` may complete ``best``: both describe the tumour at the same point.
+
+    A pre-treatment "cT3 cN1" must not complete a post-therapy "ypT2"; an unprefixed category
+    and the clinical M beside a pathological T and N ("pT2 pN0, cM0") may.
+    """
+    if other.prefix is None or other.prefix == best.prefix:
+        return True
+    return letter == "M" and best.prefix == "p" and other.prefix == "c"

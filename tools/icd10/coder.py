@@ -30,6 +30,7 @@ from tools.icd10.tables import (
     who_codes,
 )
 from tools.icd10.terms import expand_coordination, normalize
+from tools.tnm.parse import parse_tnm
 
 logger = logging.getLogger(__name__)
 
@@ -211,13 +212,17 @@ def _nodes_involved(tumor: TumorFinding) -> str | None:
         return f"{nodes.positive} positive lymph node(s)" if nodes.positive > 0 else None
     if nodes.stations or nodes.supraclavicular or nodes.contralateral or nodes.fixed_or_matted:
         return "lymph nodes reported involved"
+    stated = parse_tnm(tumor.stated_tnm).n if tumor.stated_tnm else None
+    if stated is not None and stated[1:2] in ("1", "2", "3"):
+        # a stated N1-N3 is the report's own statement that regional nodes are involved
+        return f"stated {stated}"
     return None
 
 
 def _node_code(tumor: TumorFinding, primary: str | None) -> Coded | None:
     spread = spread_tables()
     reason = _nodes_involved(tumor)
-    distant = not tumor.metastases_negated and "distant_lymph_nodes" in tumor.metastases
+    distant = "distant_lymph_nodes" in tumor.metastases
     if reason is None and not distant:
         return None
     regions: dict[str, str] = {}
@@ -227,10 +232,18 @@ def _node_code(tumor: TumorFinding, primary: str | None) -> Coded | None:
         for prefix, names in spread.numeric_stations.items():
             if primary and primary.startswith(prefix):
                 numeric.update(names)
+        unplaced: list[str] = []
         for station in tumor.nodes.stations:
             mapped = numeric.get(normalize(station).replace(" ", ""))
-            for region in [mapped] if mapped else spread.stations.keys_in(station) or [default]:
+            named = [mapped] if mapped else spread.stations.keys_in(station)
+            if not named:
+                unplaced.append(station)
+            for region in named:
                 regions.setdefault(region, station)
+        # A station that names no region ("level II", "station 7") lies in the region named beside
+        # it ("cervical node, level II"); only alone does it fall back to the primary's region.
+        if unplaced and not regions:
+            regions.setdefault(default, unplaced[0])
         if not tumor.nodes.stations:
             regions.setdefault(default, "regional nodes of the primary")
         if tumor.nodes.supraclavicular:
@@ -244,9 +257,7 @@ def _node_code(tumor: TumorFinding, primary: str | None) -> Coded | None:
     real = [r for r in regions if r != "distant"]
     if len(regions) > 1:
         listed = "; ".join(f"{r} ({why})" for r, why in regions.items())
-        return Coded(
-            spread.multiple_regions, "secondary", f"{reason or 'nodes'} in several regions: {listed}"
-        )
+        return Coded(spread.multiple_regions, "secondary", f"{reason or 'nodes'} in several regions: {listed}")
     code = real[0]
     origin = regions[code]
     suffix = f"via {primary}" if origin == "regional nodes of the primary" and primary else f"'{origin}'"
@@ -255,8 +266,8 @@ def _node_code(tumor: TumorFinding, primary: str | None) -> Coded | None:
 
 def _metastasis_codes(tumor: TumorFinding, primary: str | None) -> list[Coded]:
     spread = spread_tables()
-    if tumor.metastases_negated:
-        return []
+    # Described metastases are coded even beside a blanket "no distant metastases": the sites are
+    # affirmed findings, and the contradiction is the stager's to report.
     out: list[Coded] = []
     skip: frozenset[str] = frozenset()
     if primary:
@@ -276,9 +287,7 @@ def _metastasis_codes(tumor: TumorFinding, primary: str | None) -> list[Coded]:
         laterality = None
         if site == "contralateral_lung" and tumor.laterality in ("right", "left"):
             laterality = "left" if tumor.laterality == "right" else "right"
-        out.append(
-            Coded(code, "secondary", f"metastasis: {site.replace('_', ' ')} -> {describe(code)}", laterality)
-        )
+        out.append(Coded(code, "secondary", f"metastasis: {site.replace('_', ' ')} -> {describe(code)}", laterality))
     return out
 
 
@@ -396,8 +405,7 @@ def code_case(findings: Findings, *, with_cm: bool = True) -> list[ICD10Code]:
     the ICD-10-CM rendering of each as ``additional`` entries. A non-oncology case gets none."""
     coded = code_case_who(findings)
     result = [
-        ICD10Code(code=c.code, system=WHO_SYSTEM, description=describe(c.code), role=c.role, rule=c.rule)
-        for c in coded
+        ICD10Code(code=c.code, system=WHO_SYSTEM, description=describe(c.code), role=c.role, rule=c.rule) for c in coded
     ]
     if with_cm:
         seen: set[str] = set()

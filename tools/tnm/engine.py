@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from oncoboard.domain import TNM, Findings, TumorFinding
+from oncoboard.knowledge import load_table
+from tools.extraction.lexicon import flat_matcher
 from tools.tnm.bclc import bclc_stage
 from tools.tnm.parse import ParsedTNM, parse_tnm, strip_prefix
 from tools.tnm.tables import AXES, SiteSpec, StageTable, Vocabulary, site_spec
@@ -24,6 +26,7 @@ from tools.tnm.tables import AXES, SiteSpec, StageTable, Vocabulary, site_spec
 logger = logging.getLogger(__name__)
 
 SYSTEM = "AJCC 8th"
+GENERIC_TABLE = "tnm/generic.yaml"
 Prefix = Literal["c", "p", "yp"]
 
 
@@ -298,9 +301,7 @@ def _liver_t(spec: SiteSpec, tumor: TumorFinding) -> Derived:
     if extent_hits:
         for term in extent_hits:
             lines.append(f"{term} -> {extent_map[term]['category']} (liver: {extent_map[term]['label']})")
-        return Derived(
-            _max_category(spec.vocabulary, [extent_map[t]["category"] for t in extent_hits]), tuple(lines)
-        )
+        return Derived(_max_category(spec.vocabulary, [extent_map[t]["category"] for t in extent_hits]), tuple(lines))
     size = _tumour_size(tumor)
     sizes = list(tumor.lesion_sizes_cm) or ([size] if size is not None else [])
     count = tumor.count if tumor.count is not None else (len(tumor.lesion_sizes_cm) or None)
@@ -321,9 +322,7 @@ def _liver_t(spec: SiteSpec, tumor: TumorFinding) -> Derived:
     else:
         multi = rule["multiple_small"]
         chosen = multi if largest <= float(multi["max_cm"]) else rule["multiple_large"]
-    detail = (
-        f"{count} tumour(s), largest {largest:g} cm, vascular invasion {'yes' if vascular else 'not stated'}"
-    )
+    detail = f"{count} tumour(s), largest {largest:g} cm, vascular invasion {'yes' if vascular else 'not stated'}"
     lines.append(f"{detail} -> {chosen['category']} (liver: {chosen['label']})")
     return Derived(str(chosen["category"]), tuple(lines))
 
@@ -332,6 +331,14 @@ def derive_t(spec: SiteSpec, tumor: TumorFinding) -> Derived:
     """T from size and extent of invasion; None with a reason line when neither is stated."""
     if "liver_rule" in spec.t_rules:
         return _liver_t(spec, tumor)
+    in_situ: Mapping[str, Any] | None = spec.t_rules.get("in_situ")
+    if in_situ and tumor.histology and any(term in tumor.histology.lower() for term in in_situ["histology"]):
+        # the size of an in-situ carcinoma does not enter T: it is Tis at any extent
+        return Derived(
+            str(in_situ["category"]),
+            (f"{tumor.histology} -> {in_situ['category']} ({spec.site}: {in_situ['label']})",),
+            definitive=True,
+        )
     lines: list[str] = []
     found: list[str] = []
     size_cat: str | None = None
@@ -357,9 +364,7 @@ def derive_t(spec: SiteSpec, tumor: TumorFinding) -> Derived:
     for combo in spec.t_rules.get("combine") or []:
         if all(c in extent_cats for c in combo["all_of"]):
             extent_cats.append(str(combo["category"]))
-            lines.append(
-                f"{' + '.join(combo['all_of'])} -> {combo['category']} ({spec.site}: {combo['label']})"
-            )
+            lines.append(f"{' + '.join(combo['all_of'])} -> {combo['category']} ({spec.site}: {combo['label']})")
     found.extend(extent_cats)
     if not found:
         what = "size or extent of invasion" if spec.t_rules.get("size") else "depth or extent of invasion"
@@ -394,9 +399,7 @@ def derive_n(spec: SiteSpec, tumor: TumorFinding, prefix: str, parsed: ParsedTNM
         rule = rules.get(key)
         if present and rule and _applies(rule, prefix):
             found.append(str(rule["category"]))
-            lines.append(
-                f"{key.replace('_', ' ')} nodes -> {rule['category']} ({spec.site}: {rule['label']})"
-            )
+            lines.append(f"{key.replace('_', ' ')} nodes -> {rule['category']} ({spec.site}: {rule['label']})")
     opposite = {"right": "l", "left": "r"}.get(tumor.laterality or "")
     side_rule = rules.get("contralateral_station")
     for station in nodes.stations:
@@ -437,15 +440,52 @@ def derive_n(spec: SiteSpec, tumor: TumorFinding, prefix: str, parsed: ParsedTNM
         return Derived(best, tuple(lines), definitive=located == 0)
     if nodes.negated or positive == 0:
         ratio = f" (0/{examined})" if examined is not None else ""
-        return Derived(
-            str(rules.get("negative", "N0")), (f"no involved regional nodes{ratio} -> N0",), definitive=True
-        )
+        return Derived(str(rules.get("negative", "N0")), (f"no involved regional nodes{ratio} -> N0",), definitive=True)
     if positive is not None and positive > 0:
         return Derived(
             None,
             (f"N not derived: {positive} involved node(s); {spec.site} N needs the node location",),
         )
     return Derived(None, ("N not derived: no regional node findings stated",))
+
+
+def _several_lesions(findings: Findings, site: str) -> bool:
+    """The text describes more than one metastasis in ``site`` ("multiple bone metastases",
+    "Knochenmetastasen"): an affirmed mention of the site written in the plural."""
+    plural = flat_matcher("metastasis", "plural_cues")
+    for entity in findings.entities:
+        if entity.label != "METASTASIS" or entity.code != site:
+            continue
+        if plural.find(entity.text):
+            return True
+    return False
+
+
+def generic_n(tumor: TumorFinding) -> Derived:
+    """N for a tumour without a site table: N0 when the regional nodes are free, else unknown
+    (involved nodes are graded by rules of the site's own chapter)."""
+    nodes = tumor.nodes
+    free = (nodes.negated or nodes.positive == 0) and not (nodes.positive or nodes.stations)
+    if free:
+        rule = load_table(GENERIC_TABLE)["n"]["negative"]
+        ratio = f" (0/{nodes.examined})" if nodes.examined is not None else ""
+        return Derived(str(rule["category"]), (f"no involved regional nodes{ratio} -> {rule['category']}",))
+    return Derived(None, ("N not derived: no site table to grade the regional nodes",))
+
+
+def generic_m(tumor: TumorFinding) -> Derived:
+    """M for a tumour without a site table: M1 for described distant sites, M0 when excluded."""
+    rules: Mapping[str, Any] = load_table(GENERIC_TABLE)["m"]
+    if tumor.metastases:
+        rule = rules["distant"]
+        return Derived(
+            str(rule["category"]),
+            (f"metastases {', '.join(tumor.metastases)} -> {rule['category']} ({rule['label']})",),
+        )
+    if tumor.metastases_negated:
+        rule = rules["negative"]
+        return Derived(str(rule["category"]), (f"distant metastasis excluded -> {rule['category']} ({rule['label']})",))
+    return Derived(None, ("M not derived: distant metastasis neither stated nor excluded",))
 
 
 def derive_m(spec: SiteSpec, tumor: TumorFinding, findings: Findings) -> Derived:
@@ -473,11 +513,14 @@ def derive_m(spec: SiteSpec, tumor: TumorFinding, findings: Findings) -> Derived
             lines.append(f"metastasis {site} -> {cat} ({spec.site}: {rule.get('label', '')})")
         for cls, members in classes.items():
             conf = rules["counted"][cls]
-            pick = conf["one"] if len(set(members)) == 1 else conf["several"]
+            if len(set(members)) > 1:
+                pick = conf["several"]
+            elif "one_organ_several_lesions" in conf and _several_lesions(findings, members[0]):
+                pick = conf["one_organ_several_lesions"]
+            else:
+                pick = conf["one"]
             found.append(str(pick["category"]))
-            lines.append(
-                f"metastases {', '.join(members)} -> {pick['category']} ({spec.site}: {pick['label']})"
-            )
+            lines.append(f"metastases {', '.join(members)} -> {pick['category']} ({spec.site}: {pick['label']})")
         best = _max_category(spec.vocabulary, found)
         if best is not None:
             if len(found) > 1:
@@ -485,9 +528,7 @@ def derive_m(spec: SiteSpec, tumor: TumorFinding, findings: Findings) -> Derived
             return Derived(best, tuple(lines))
         return Derived(None, (*lines, "M not derived: metastasis sites without an M rule"))
     if tumor.metastases_negated:
-        return Derived(
-            str(rules.get("negative", "M0")), ("no distant metastasis stated -> M0",), definitive=True
-        )
+        return Derived(str(rules.get("negative", "M0")), ("no distant metastasis stated -> M0",), definitive=True)
     if "metastatic" in findings.conditions:
         parent = "M1"
         return Derived(parent, ("metastatic disease stated without sites -> M1 (subcategory unknown)",))
@@ -619,12 +660,22 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
     if spec is None:
         if parsed is not None:
             rationale.append(f"stated {parsed.render()} taken as written")
+        n = parsed.n if parsed else None
+        if n is None and tumor.primary and tumor.site != "unknown_primary":
+            generic_n_result = generic_n(tumor)
+            n = generic_n_result.category
+            rationale.extend(generic_n_result.lines)
+        m = parsed.m if parsed else None
+        if m is None:
+            generic = generic_m(tumor)
+            m = generic.category
+            rationale.extend(generic.lines)
         return StagingResult(
             tnm=TNM(
                 prefix=prefix,
                 t=parsed.t if parsed else None,
-                n=parsed.n if parsed else None,
-                m=parsed.m if parsed else None,
+                n=n,
+                m=m,
                 rationale=rationale,
             ),
             notes=notes,
@@ -653,6 +704,14 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
         else:
             final[axis] = derived[axis].category
             rationale.extend(derived[axis].lines)
+    spread_rule: Mapping[str, Any] | None = spec.raw.get("in_situ_spread")
+    if spread_rule and final["t"] is not None and strip_prefix(final["t"])[1] == spread_rule["t"]:
+        # carcinoma in situ has not crossed the basement membrane: with no nodal or distant
+        # finding described, N0 and M0 follow from the definition
+        for axis in ("n", "m"):
+            if final[axis] is None and not (axis == "m" and tumor.metastases):
+                final[axis] = str(spread_rule[axis])
+                rationale.append(f"{final['t']}: {spread_rule['label']} -> {final[axis]}")
     extras: dict[str, Any] = {"histology": tumor.histology, "grade": tumor.grade, "location": tumor.subsite}
     if spec.site == "prostate":
         extras["psa_ng_ml"] = findings.labs.get("psa_ng_ml")
