@@ -363,13 +363,144 @@ def test_german_case_finds_english_cards(store: LiteratureStore) -> None:
     assert "exon 19 deletion" in query_from_findings(german_findings, tumors).text
 
 
-def test_inverted_bm25_scores_equal_rank_bm25(store: LiteratureStore) -> None:
-    from tools.literature.retrieve import _lexical_index, tokenize
+def test_postings_bm25_equals_rank_bm25_on_the_store(store: LiteratureStore) -> None:
+    from rank_bm25 import BM25Okapi
 
-    index = _lexical_index(store)
-    assert index.bm25 is not None
+    from tools.literature.retrieve import lexical_index, tokenize
+
+    index = lexical_index(store)
+    with store.snapshot() as snap:
+        passages = list(snap.passages())
+        assert snap.generation() == index.generation
+    assert index.n_passages == len(passages) > 0
+    reference = BM25Okapi([tokenize(text) for _doc, text in passages])
     tokens = tokenize("EGFR exon 19 deletion osimertinib metastatic metastatic zzzunknown")
-    assert np.allclose(index.scores(tokens), index.bm25.get_scores(tokens))
+    assert np.allclose(index.scores(tokens), reference.get_scores(tokens), rtol=1e-12, atol=0)
+    assert index.scores(["zzzunknown"]).max() == 0
+    assert index.passage_doc_ids(np.arange(len(passages))) == [doc for doc, _text in passages]
+
+
+def _row(doc_id: str, site: str, year: int | None, level: str | None, settings: tuple[str, ...] = ()) -> object:
+    from tools.literature.lexical import DocumentFilterRow
+
+    return DocumentFilterRow(doc_id, site, year, level, settings)
+
+
+def test_postings_bm25_floors_negative_idf_like_rank_bm25() -> None:
+    from rank_bm25 import BM25Okapi
+
+    from tools.literature.lexical import build_lexical_index, tokenize
+
+    texts = [
+        "nivolumab adjuvant melanoma",
+        "nivolumab metastatic melanoma",
+        "nivolumab ipilimumab melanoma melanoma",
+        "pembrolizumab adjuvant",
+        "",
+    ]
+    index = build_lexical_index(((f"d{i}", t) for i, t in enumerate(texts)), [])
+    reference = BM25Okapi([tokenize(t) for t in texts])
+    assert reference.idf["nivolumab"] == pytest.approx(0.25 * reference.average_idf)  # floored
+    for query in (["nivolumab"], ["melanoma", "adjuvant"], ["pembrolizumab", "pembrolizumab"]):
+        assert np.allclose(index.scores(query), reference.get_scores(query), rtol=1e-12, atol=0)
+    empty = build_lexical_index([], [])
+    assert empty.n_passages == 0 and empty.scores(["x"]).shape == (0,)
+
+
+def test_top_passages_match_a_full_stable_sort_with_filters_and_ties() -> None:
+    from tools.literature.lexical import Filters, build_lexical_index, tokenize
+
+    # Identical passages tie exactly; the limit cuts through the tie, which must resolve by passage order.
+    rows = [
+        ("a", "osimertinib egfr lung", "lung", 2018, "1B", ("first_line",)),
+        ("b", "osimertinib egfr lung", "lung", 2023, "1B", ("adjuvant",)),
+        ("c", "osimertinib egfr lung", "lung", None, "2B", ("first_line",)),
+        ("d", "osimertinib egfr egfr lung", "breast", 2020, "1A", ("first_line",)),
+        ("e", "egfr", "lung", 2024, None, ()),
+        ("f", "osimertinib egfr lung", "lung", 2021, "1B", ("first_line",)),
+        ("g", "unrelated trastuzumab", "lung", 2021, "1B", ("first_line",)),
+    ]
+    # Passages without the query terms keep their idf positive, as in a real corpus.
+    rows += [(f"z{i}", f"cisplatin filler{i}", "other", 2020, "2A", ()) for i in range(12)]
+    docs = [_row(doc, site, year, level, settings) for doc, _t, site, year, level, settings in rows]
+    index = build_lexical_index(((doc, text) for doc, text, *_ in rows), docs)
+    tokens = tokenize("osimertinib EGFR")
+    scores = index.scores(tokens)
+
+    def reference(allowed: set[str], limit: int) -> list[str]:
+        order = np.argsort(-scores, kind="stable")
+        return [rows[i][0] for i in order if scores[i] > 0 and rows[i][0] in allowed][:limit]
+
+    lung = {"a", "b", "c", "e", "f", "g"}
+    assert (scores[:6] > 0).all()
+    for limit in (1, 2, 3, 5, 10):
+        got = index.passage_doc_ids(index.top_passages(tokens, Filters(), limit))
+        assert got == reference({r[0] for r in rows}, limit)
+        got = index.passage_doc_ids(index.top_passages(tokens, Filters(site="lung"), limit))
+        assert got == reference(lung, limit)
+    assert index.passage_doc_ids(index.top_passages(tokens, Filters(site="lung"), 2)) == ["a", "b"]
+    by_year = index.top_passages(tokens, Filters(site="lung", min_year=2021), 10)
+    assert index.passage_doc_ids(by_year) == ["b", "f", "e"]  # the undated card never passes a date filter
+    by_level = index.top_passages(tokens, Filters(levels=("1A", "2B", "9")), 10)
+    assert index.passage_doc_ids(by_level) == ["d", "c"]
+    by_setting = index.top_passages(tokens, Filters(site="lung", settings=("adjuvant", "unknown")), 10)
+    assert index.passage_doc_ids(by_setting) == ["b"]
+    assert len(index.top_passages(tokens, Filters(site="pancreas"), 10)) == 0
+    assert len(index.top_passages([], Filters(), 10)) == 0
+    assert len(index.top_passages(tokens, Filters(), 0)) == 0
+
+
+def test_lexical_index_follows_store_writes_and_snapshot_streams_in_order(
+    store: LiteratureStore, cleanup: list[str]
+) -> None:
+    from tools.literature.retrieve import bm25_ranking, lexical_index, warm_up
+
+    report = warm_up(store)
+    before = lexical_index(store)
+    assert report["passages"] == before.n_passages > 0
+    assert lexical_index(store) is before  # cached while nothing is written
+    doc = LiteratureDocument(
+        doc_id="test-zolbetuximab-rare",
+        title="Zolbetuximab claudin test card",
+        text="Zolbetuximabquux with chemotherapy in claudin-positive gastric cancer.",
+        source="user",
+        origin="test",
+        year=2024,
+        tumour_type="stomach",
+        evidence_level="1B",
+    )
+    vector = embed_texts([doc.text])
+    store.write_documents([(doc, passages(doc), vector)])
+    cleanup.append(doc.doc_id)
+    query = LiteratureQuery(text="zolbetuximabquux", site="stomach")
+    assert bm25_ranking(store, query, query.text, 10) == [doc.doc_id]
+    assert lexical_index(store).generation > before.generation
+    assert bm25_ranking(store, LiteratureQuery(text="zolbetuximabquux", site="lung"), "zolbetuximabquux", 10) == []
+    with store.snapshot() as snap:
+        rows = store.all_passages()
+        assert [doc_id for doc_id, _text in snap.passages()] == [r["doc_id"] for r in rows]
+        assert sum(1 for r in snap.filter_rows() if r.doc_id == doc.doc_id) == 1
+
+
+def test_passage_vectors_and_dense_search_session_settings(store: LiteratureStore) -> None:
+    ids = ["flaura-2018", "mariposa-2024"]
+    vectors = store.passage_vectors(ids)
+    assert set(vectors) == set(ids)
+    assert all(v.dtype == np.float32 and v.shape[1] == 384 for v in vectors.values())
+    assert all(np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4) for v in vectors.values())
+    joined, meta = store.candidates([*ids, "no-such-doc"])
+    assert set(joined) == set(meta) == set(ids)
+    assert all(np.array_equal(joined[d], vectors[d]) for d in ids)
+    assert meta == store.document_meta(ids)
+    assert store.candidates([]) == ({}, {})
+    query = vectors["flaura-2018"][0]
+    exact = store.dense_search(query, 5, site="lung", ef_search=200)
+    assert exact[0][1] == "flaura-2018" and exact[0][2] == pytest.approx(1.0, abs=1e-5)
+    assert all(CARD_SITE[doc] == "lung" for _chunk, doc, _sim in exact)
+    narrow = store.dense_search(query, 5, site="lung", ef_search=40)
+    assert [r[1] for r in narrow] == [r[1] for r in exact]  # 237 cards: the graph search is exact
+    shown = store._query("SELECT current_setting('hnsw.ef_search') AS ef, current_setting('hnsw.iterative_scan') AS it")
+    assert shown == [{"ef": "40", "it": "relaxed_order"}]
 
 
 def test_site_filter_and_recency_window(store: LiteratureStore) -> None:

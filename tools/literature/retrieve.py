@@ -2,9 +2,10 @@
 
 Pipeline for one query:
 
-1. lexical candidates: BM25 (``rank_bm25``) over all passage texts, restricted to the metadata
-   filters; the index is built once per process and rebuilt when the store's write generation
-   changes;
+1. lexical candidates: BM25 (Okapi, scores identical to ``rank_bm25``) over all passage texts,
+   restricted to the metadata filters; the postings index (``lexical.py``) is built once per
+   process and rebuilt when the store's write generation changes, and a query reads only the
+   postings of its own terms;
 2. dense candidates: pgvector HNSW cosine KNN over the passage embeddings, filtered in SQL;
 3. both passage rankings collapse to document rankings (best passage) and are fused with
    reciprocal rank fusion;
@@ -21,43 +22,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from rank_bm25 import BM25Okapi
 
 from oncoboard.domain import EvidenceHit
 from oncoboard.knowledge import load_table
 
-from .embed import embed_query
+from .embed import embed_query, get_model
 from .fusion import best_rank_order, rrf_fuse, rrf_max
+from .lexical import Filters, LexicalIndex, build_lexical_index, tokenize
 from .query import LiteratureQuery
-from .store import DocumentMeta, LiteratureStore
+from .store import LiteratureStore
 
 logger = logging.getLogger(__name__)
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
-# Function words that carry no clinical meaning in a query or a card.
-_STOPWORD_TEXT = (
-    "a an and are as at be by for from in into is it of on or than that the their this to vs versus"
-    " was were with after before"
-)
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens for BM25; hyphenated terms are kept whole and also split."""
-    tokens: list[str] = []
-    for token in _TOKEN.findall(text.lower()):
-        if token in _STOPWORDS:
-            continue
-        tokens.append(token)
-        if "-" in token:
-            tokens.extend(t for t in token.split("-") if t and t not in _STOPWORDS)
-    return tokens
 
 
 @dataclass(frozen=True)
@@ -97,97 +78,55 @@ class RankingPolicy:
         return self.level_weights.get(level or "unknown", self.level_weights.get("unknown", 0.6))
 
 
-@dataclass
-class _LexicalIndex:
-    generation: int
-    bm25: BM25Okapi | None
-    postings: dict[str, tuple[np.ndarray, np.ndarray]]
-    chunk_ids: list[str]
-    doc_ids: np.ndarray
-    meta: dict[str, DocumentMeta]
-
-    def scores(self, tokens: list[str]) -> np.ndarray:
-        """BM25 scores of every passage; equal to ``BM25Okapi.get_scores`` but reads only the postings
-        of the query's terms instead of scanning every passage per term."""
-        out = np.zeros(len(self.chunk_ids))
-        for token in tokens:
-            posting = self.postings.get(token)
-            if posting is not None:
-                out[posting[0]] += posting[1]
-        return out
-
-
-def _postings(bm25: BM25Okapi) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Term -> (passage indexes, BM25 term weights) from the fitted model's statistics."""
-    grouped: dict[str, tuple[list[int], list[float]]] = {}
-    k1, b, avgdl = bm25.k1, bm25.b, bm25.avgdl
-    for i, (freqs, length) in enumerate(zip(bm25.doc_freqs, bm25.doc_len, strict=True)):
-        norm = k1 * (1 - b + b * length / avgdl)
-        for term, tf in freqs.items():
-            entry = grouped.setdefault(term, ([], []))
-            entry[0].append(i)
-            entry[1].append(bm25.idf.get(term, 0.0) * tf * (k1 + 1) / (tf + norm))
-    return {t: (np.asarray(ix, dtype=np.int64), np.asarray(w)) for t, (ix, w) in grouped.items()}
-
-
 _index_lock = threading.Lock()
-_indexes: dict[str, _LexicalIndex] = {}
+_indexes: dict[str, LexicalIndex] = {}
 
 
-def _lexical_index(store: LiteratureStore) -> _LexicalIndex:
+def lexical_index(store: LiteratureStore) -> LexicalIndex:
     """The per-process BM25 index of this store's database, rebuilt when the store has changed."""
     generation = store.generation()
     with _index_lock:
         cached = _indexes.get(store.db.url)
         if cached is not None and cached.generation == generation:
             return cached
-        rows = store.all_passages()
-        corpus = [tokenize(r["text"]) for r in rows]
-        bm25 = BM25Okapi(corpus) if corpus else None
-        index = _LexicalIndex(
-            generation=generation,
-            bm25=bm25,
-            postings=_postings(bm25) if bm25 is not None else {},
-            chunk_ids=[r["chunk_id"] for r in rows],
-            doc_ids=np.array([r["doc_id"] for r in rows], dtype=object),
-            meta=store.document_meta(),
+        started = time.perf_counter()
+        with store.snapshot() as snap:
+            index = build_lexical_index(snap.passages(), snap.filter_rows(), generation=snap.generation())
+        logger.info(
+            "BM25 index over %d passages (generation %d) in %.1f s",
+            index.n_passages,
+            index.generation,
+            time.perf_counter() - started,
         )
-        logger.info("built BM25 index over %d passages (generation %d)", len(rows), generation)
         _indexes[store.db.url] = index
         return index
 
 
-def _allowed(meta: DocumentMeta | None, query: LiteratureQuery) -> bool:
-    if meta is None:
-        return False
-    if query.site and meta.tumour_type != query.site:
-        return False
-    if query.min_year is not None and (meta.year is None or meta.year < query.min_year):
-        return False
-    if query.levels and meta.evidence_level not in query.levels:
-        return False
-    return not (query.settings and not set(query.settings) & set(meta.settings))
+def warm_up(store: LiteratureStore) -> dict[str, float]:
+    """Build the lexical index and load the query encoder now, so the first search does not pay for them.
+
+    Meant for service start-up; returns the passages indexed and the seconds each step took.
+    """
+    started = time.perf_counter()
+    index = lexical_index(store)
+    indexed = time.perf_counter() - started
+    started = time.perf_counter()
+    get_model()
+    loaded = time.perf_counter() - started
+    return {"passages": float(index.n_passages), "lexical_index_s": indexed, "encoder_s": loaded}
 
 
-def bm25_ranking(store: LiteratureStore, query: LiteratureQuery, text: str, limit: int) -> list[str]:
-    """Document ids ranked by their best BM25 passage, restricted to the query's filters."""
-    index = _lexical_index(store)
-    tokens = tokenize(text)
-    if index.bm25 is None or not tokens:
-        return []
-    scores = index.scores(tokens)
-    hits = np.flatnonzero(scores > 0)
-    order = hits[np.argsort(-scores[hits], kind="stable")]
-    docs: list[str] = []
-    taken = 0
-    for i in order:
-        if taken >= limit:
-            break
-        doc_id = str(index.doc_ids[i])
-        if _allowed(index.meta.get(doc_id), query):
-            docs.append(doc_id)
-            taken += 1
-    return best_rank_order(docs)
+def _filters_of(query: LiteratureQuery) -> Filters:
+    return Filters(site=query.site, min_year=query.min_year, levels=query.levels, settings=query.settings)
+
+
+def bm25_ranking(
+    store: LiteratureStore, query: LiteratureQuery, text: str, limit: int, *, index: LexicalIndex | None = None
+) -> list[str]:
+    """Document ids ranked by their best BM25 passage among the ``limit`` best passages passing the filters."""
+    index = index or lexical_index(store)
+    top = index.top_passages(tokenize(text), _filters_of(query), limit)
+    return best_rank_order(index.passage_doc_ids(top))
 
 
 def dense_ranking(store: LiteratureStore, query: LiteratureQuery, vector: np.ndarray, limit: int) -> list[str]:
@@ -221,18 +160,14 @@ def search_literature(
     now_year = now_year or _dt.date.today().year
     text = query.english_text()
     vector = embed_query(text)
-    lexical = bm25_ranking(store, query, text, policy.bm25_candidates)
+    lexical = bm25_ranking(store, query, text, policy.bm25_candidates, index=lexical_index(store))
     dense = dense_ranking(store, query, vector, policy.dense_candidates)
     fused = rrf_fuse([lexical, dense], k=policy.rrf_k)
     if not fused:
         return []
     top_rrf = rrf_max(2, policy.rrf_k)
     candidate_ids = [doc_id for doc_id, _ in fused]
-    vectors = store.passage_vectors(candidate_ids)
-    meta = _lexical_index(store).meta
-    missing = [d for d in candidate_ids if d not in meta]
-    if missing:
-        meta = {**meta, **store.document_meta(missing)}
+    vectors, meta = store.candidates(candidate_ids)
     lex_rank = {d: i for i, d in enumerate(lexical, start=1)}
     dense_rank = {d: i for i, d in enumerate(dense, start=1)}
     scored: list[tuple[float, str, dict[str, float]]] = []
