@@ -144,6 +144,66 @@ def rag(
     _emit(evaluate_rag(_need(data)) if data else evaluate_rag(), out)
 
 
+def _named_paths(values: list[str]) -> dict[str, Path]:
+    named: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            typer.echo(f"error: --adapter takes NAME=PATH, got {value!r}", err=True)
+            raise typer.Exit(2)
+        named[name] = _need(Path(path))
+    return named
+
+
+@eval_app.command("model")
+def model(
+    heldout: Annotated[
+        Path, typer.Option("--heldout", help="Held-out instruction JSONL (from `oncoboard instructions build`).")
+    ],
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option("--adapter", help="NAME=PATH of a LoRA adapter to compare with the base model (repeatable)."),
+    ] = None,
+    german_only: Annotated[
+        list[str] | None,
+        typer.Option("--german-only", help="Adapter NAME scored on German items only (repeatable)."),
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option("--model", help="Base model directory; the converted default when unset.")
+    ] = None,
+    per_group: Annotated[int, typer.Option("--per-group", min=1, help="Items per task and language.")] = 10,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="New tokens per reply.")] = 48,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts per forward pass.")] = 8,
+    out: OutOption = None,
+) -> None:
+    """Base model versus LoRA adapters on held-out instruction items: exact match and F1 per task/language.
+
+    Adapters named ``with_de`` and ``without_de`` also yield the German cross-lingual effect.
+    """
+    from evaluation.model_eval import compare_adapters
+
+    adapters = _named_paths(adapter or [])
+    unknown = sorted(set(german_only or []) - set(adapters))
+    if unknown:
+        typer.echo(f"error: --german-only names no given adapter: {', '.join(unknown)}", err=True)
+        raise typer.Exit(2)
+    if base is None:
+        from oncoboard.config import get_settings
+        from oncoboard.llm.convert import ensure_default_model
+
+        base = ensure_default_model(get_settings().data_dir)
+    result = compare_adapters(
+        _need(base),
+        _need(heldout),
+        adapters,
+        per_group=per_group,
+        german_only=german_only or [],
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+    )
+    _emit(result, out)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``eval`` on the main CLI."""
     app.add_typer(eval_app, name="eval")

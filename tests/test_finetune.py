@@ -355,3 +355,42 @@ def test_compare_adapters_reports_base_adapter_and_german_effect(
     assert result["models"]["without_de"]["summary"]["all"]["items"] == 1
     assert set(result["german_effect"]) == {"tnm/de"}
     assert result["german_effect"]["tnm/de"]["f1_delta"] == 0.0
+
+
+def test_cli_eval_model_compares_base_and_adapter(
+    trained: tuple[Path, Path, Path], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli_eval import register
+
+    _, _, adapter = trained
+    items = [
+        make_item(
+            item_id=f"{lang}:1",
+            task="tnm",
+            lang=lang,
+            source="t",
+            instruction="TNM?",
+            text="T2 N0 M0.",
+            answer={"t": "T2", "n": "N0", "m": "M0"},
+        )
+        for lang in ("en", "de")
+    ]
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text("".join(it.model_dump_json() + "\n" for it in items), encoding="utf-8")
+    app = typer.Typer()
+    app.command("noop")(lambda: None)
+    register(app)
+    runner = CliRunner()
+    base = ["eval", "model", "--heldout", str(heldout), "--model", str(tiny_model_dir), "--max-tokens", "3"]
+    done = runner.invoke(app, [*base, "--adapter", f"lora={adapter}", "--out", str(tmp_path / "m.json")])
+    assert done.exit_code == 0, done.output
+    result = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert set(result["models"]) == {"base", "lora"}
+    assert result["models"]["lora"]["summary"]["all"]["items"] == 2
+    assert result["models"]["lora"]["model"].endswith(f"/{adapter.name}")
+    bad = runner.invoke(app, [*base, "--adapter", "no-equals-sign"])
+    assert bad.exit_code == 2
+    unknown = runner.invoke(app, [*base, "--adapter", f"lora={adapter}", "--german-only", "other"])
+    assert unknown.exit_code == 2

@@ -135,3 +135,71 @@ def test_model_loads_shipped_adapter_and_tags_record() -> None:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError):
         recognise(read_pubtator(RECORD), method="guess")
+
+
+def test_viterbi_follows_bio_grammar_and_inside_bias_extends_names() -> None:
+    import math
+
+    import torch
+
+    from tools.ner.model import viterbi_bio
+
+    def logp(*rows: tuple[float, float, float]) -> torch.Tensor:
+        return torch.tensor([[math.log(p) for p in row] for row in rows])
+
+    # argmax would read O I I (no B); the grammar forces the name to open with B
+    scores = logp((0.5, 0.2, 0.3), (0.2, 0.1, 0.7), (0.3, 0.1, 0.6))
+    assert [int(x) for x in scores.argmax(-1)] == [0, 2, 2]
+    assert viterbi_bio(scores) == [1, 2, 2]
+    # a lone I at the start is never emitted
+    assert viterbi_bio(logp((0.1, 0.4, 0.5))) == [1]
+    assert viterbi_bio(torch.zeros(0, 3)) == []
+    # "variant of galactosemia": a weak I on "of" is kept once the inside bias is applied
+    weak = logp((0.1, 0.8, 0.1), (0.55, 0.05, 0.4), (0.5, 0.05, 0.45))
+    assert viterbi_bio(weak) == [1, 0, 0]
+    assert viterbi_bio(weak, inside_bias=0.5) == [1, 2, 2]
+
+
+def test_trim_span_drops_function_words_and_unclosed_brackets() -> None:
+    from tools.ner.ensemble import trim_span
+
+    words = Rules.from_table().boundary_words
+    text = "associated with AMN or cerebral ALD; dehydrogenase (G6PD deficiency. WAS boys"
+    cut = trim_span(text, (16, 22), words)
+    assert cut is not None and text[cut[0] : cut[1]] == "AMN"
+    start = text.index("dehydrogenase")
+    cut = trim_span(text, (start, start + len("dehydrogenase (G6PD")), words)
+    assert cut is not None and text[cut[0] : cut[1]] == "dehydrogenase"
+    # an abbreviation in capitals is not the function word "was"
+    start = text.index("WAS")
+    assert trim_span(text, (start, start + 3), words) == (start, start + 3)
+    assert trim_span(text, (text.index("or"), text.index("or") + 2), words) is None
+
+
+def test_gene_short_forms_are_filtered_but_disease_abbreviations_kept() -> None:
+    from tools.ner.ensemble import EnsembleRecognizer, gene_short_forms
+
+    text = (
+        "The von Hippel-Lindau tumor suppressor gene (VHL) is lost in von Hippel-Lindau disease (VHLD). "
+        "We designated LPP (lipoma preferred partner gene). VHL and LPP bind; VHLD patients."
+    )
+    rules = Rules.from_table()
+    assert gene_short_forms(tokenize(text), rules.gene_words, rules.abbreviation_max_length) == {"VHL", "LPP"}
+
+    doc = PubtatorDoc("9", text, "")
+    disease = (text.index("von Hippel-Lindau disease"), text.index(" (VHLD)"))
+    predicted = [disease] + [(i, i + 3) for i in range(len(text)) if text.startswith("VHL ", i)]
+    model_doc = doc.with_mentions(Mention(s, e, text[s:e]) for s, e in predicted)
+    lexicon = LexiconRecognizer(Lexicon({}, {}), rules)
+    ensemble = EnsembleRecognizer(None, lexicon, abbreviations=True, propagation=False, trim=True, gene_filter=True)  # type: ignore[arg-type]
+    found = [text[m.start : m.end] for m in ensemble.combine(doc, model_doc).mentions]
+    assert found == ["von Hippel-Lindau disease", "VHLD", "VHLD"]
+
+
+def test_abbreviation_definition_may_continue_with_a_synonym() -> None:
+    from tools.ner.lexicon import abbreviation_spans
+
+    text = "The Schwartz-Jampel syndrome (SJS; chondrodystrophic myotonia) is rare. SJS is recessive."
+    start = text.index("Schwartz")
+    found = abbreviation_spans(text, tokenize(text), {(start, text.index(" (SJS"))}, 10)
+    assert sorted(text[s:e] for s, e in found) == ["SJS", "SJS"]

@@ -46,6 +46,8 @@ class Rules:
     abbreviation_max_length: int
     suffix_min_length: int
     modifier_suffixes: tuple[str, ...] = ()
+    boundary_words: frozenset[str] = frozenset()
+    gene_words: frozenset[str] = frozenset()
 
     @classmethod
     def from_table(cls, table: dict[str, Any] | None = None) -> Rules:
@@ -59,6 +61,8 @@ class Rules:
             abbreviation_max_length=int(t["abbreviation_max_length"]),
             suffix_min_length=int(t["suffix_min_length"]),
             modifier_suffixes=tuple(t.get("modifier_suffixes", ())),
+            boundary_words=frozenset(t.get("boundary_words", ())),
+            gene_words=frozenset(t.get("gene_words", ())),
         )
 
 
@@ -272,12 +276,13 @@ def abbreviation_spans(
     """Short forms defined as ``long form (SF)`` after a found mention, and every later use of them.
 
     A short form is accepted when its first letter starts a word of the long form, the usual test
-    for an abbreviation definition.
+    for an abbreviation definition. The bracket may go on after the short form with a synonym
+    ("Schwartz-Jampel syndrome (SJS; chondrodystrophic myotonia)").
     """
     by_end = {e: s for s, e in spans}
     short_forms: set[str] = set()
     for i in range(1, len(tokens) - 2):
-        if tokens[i].text != "(" or tokens[i + 2].text != ")":
+        if tokens[i].text != "(" or tokens[i + 2].text not in {")", ";", ","}:
             continue
         sf = tokens[i + 1].text
         long_start = by_end.get(tokens[i - 1].end)

@@ -50,13 +50,16 @@ def get_recognizer(method: str) -> Recognizer:
     if name in {"model", "ensemble"}:
         from tools.ner.model import DiseaseTagger
 
-        tagger = DiseaseTagger.load(artifact_dir())
+        table = load_table(METHODS_TABLE)
+        tagger = DiseaseTagger.load(
+            artifact_dir(), inside_bias=float(table.get("decoding", {}).get("inside_bias", 0.0))
+        )
         if name == "model":
             return tagger
         from tools.ner.ensemble import EnsembleRecognizer
         from tools.ner.lexicon import LexiconRecognizer
 
-        options = load_table(METHODS_TABLE).get("ensemble_options", {})
+        options = table.get("ensemble_options", {})
         return EnsembleRecognizer(tagger, LexiconRecognizer.from_knowledge(), **options)
     raise ValueError(f"unknown NER method {method!r}; choose one of {('best', *METHODS)}")
 

@@ -2,7 +2,7 @@
 
 Usage: ``python -m tools.ner.train --train NCBI_TRAIN --dev NCBI_DEV --out knowledge/ner/minilm_lora``.
 The best epoch by dev exact-span F1 is written to ``--out`` with a manifest of data hashes,
-command, seed and metrics.
+command, seed and metrics. ``--init DIR`` continues from a saved adapter and head instead of a fresh one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tools.ner.model import (
     Window,
     build_tagger,
     encode_batch,
+    load_trainable,
     make_windows,
     save_artifact,
 )
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=int, default=32)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, help="start from this shipped artefact (adapter + head) instead of scratch")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     torch.set_num_threads(args.threads)
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
 
     tagger, tokenizer = build_tagger(args.rank, args.alpha)
+    if args.init is not None:
+        load_trainable(tagger, args.init)
+        logger.info("initialised from %s", args.init)
     train_docs = [d for spec in args.train for d in load_split(spec)]
     dev_docs = load_split(args.dev)
     windows = make_windows(train_docs, tokenizer)
