@@ -105,7 +105,7 @@ def test_lung_case_report_chat_and_what_if(page: Any, tokens: dict[str, str]) ->
     # Every specialist lit up as the job ran, and the report shows what the board needs.
     expect(page.locator("#nodes li.done[data-node=report]")).to_have_count(1)
     expect(page.locator(".tumour .site")).to_have_text("lung (right upper lobe)")
-    expect(page.locator(".tumour .stage")).to_have_text("IVA")
+    expect(page.locator(".tumour .stage")).to_have_text("IVB")
     expect(page.locator(".scheme")).to_have_count(3)
     expect(page.locator(".scheme").first).to_contain_text("osimertinib")
     expect(page.locator("table.codes")).to_contain_text("C34.1")
@@ -116,7 +116,7 @@ def test_lung_case_report_chat_and_what_if(page: Any, tokens: dict[str, str]) ->
     _shot(page, "lung_report")
 
     chat = page.get_by_label("Question or what-if change")
-    chat.fill("why IVA?")
+    chat.fill("why IVB?")
     chat.press("Enter")
     expect(page.locator(".msg.board").last).to_contain_text("3.4 cm -> T2a")
     chat.fill("what if EGFR is negative?")

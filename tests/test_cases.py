@@ -107,19 +107,19 @@ EXPECTED_FIELDS: dict[str, float | int | None] = {
     "oncology": 1.0,
     "site": 1.0,
     "histology": 1.0,
-    "t": 0.833,
-    "n": 0.833,
-    "m": 0.833,
+    "t": 1.0,
+    "n": 1.0,
+    "m": 1.0,
     "prefix": 1.0,
-    "stage_group": 0.5,
+    "stage_group": 1.0,
     "tumors_scored": 6,
 }
 EXPECTED_ICD10: dict[str, float | None] = {
     "primary_accuracy": 1.0,
-    "secondary_exact_set": 0.8,
+    "secondary_exact_set": 1.0,
     "secondary_precision": 1.0,
-    "secondary_recall": 0.75,
-    "secondary_f1": 0.857,
+    "secondary_recall": 1.0,
+    "secondary_f1": 1.0,
 }
 EXPECTED_TREATMENT: dict[str, float | int | None] = {
     "cases_with_acceptable_drugs": 4,
