@@ -52,8 +52,7 @@ def ner(
 
 @eval_app.command("tnm")
 def tnm(
-    data: Annotated[Path, typer.Option("--data", help="TCGA reports JSONL.")] = DATA
-    / "tcga_reports/dev.jsonl",
+    data: Annotated[Path, typer.Option("--data", help="TCGA reports JSONL.")] = DATA / "tcga_reports/dev.jsonl",
     out: OutOption = None,
 ) -> None:
     """TNM: T/N/M accuracy against the registry labels of the TCGA reports."""
@@ -61,9 +60,7 @@ def tnm(
     from evaluation.tnm_eval import evaluate_tcga
 
     path = _need(data)
-    _emit(
-        {"stated_tnm_parser": evaluate_tcga(path), "extractor_and_stager": evaluate_tnm_pipeline(path)}, out
-    )
+    _emit({"stated_tnm_parser": evaluate_tcga(path), "extractor_and_stager": evaluate_tnm_pipeline(path)}, out)
 
 
 @eval_app.command("icd10")
@@ -202,6 +199,35 @@ def model(
         batch_size=batch_size,
     )
     _emit(result, out)
+
+
+@eval_app.command("explain")
+def explain(
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option("--adapter", help="NAME=PATH of a LoRA adapter to compare with the base model (repeatable)."),
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option("--model", help="Base model directory; the converted default when unset.")
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Folder of dev case YAML files.")] = None,
+    limit: Annotated[int, typer.Option("--cases", min=1, help="Dev cases with a gold treatment to use.")] = 15,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Torch CPU threads.")] = 1,
+    out: OutOption = None,
+) -> None:
+    """Scheme explanations by the model (and adapters): share the rule checks accept, why others fail, latency."""
+    from evaluation.explanation_eval import evaluate_on_dev_cases
+    from oncoboard.llm.transformers_backend import TransformersModel
+
+    adapters = _named_paths(adapter or [])
+    if base is None:
+        from oncoboard.config import get_settings
+        from oncoboard.llm.convert import ensure_default_model
+
+        base = ensure_default_model(get_settings().data_dir)
+    models = {"base": TransformersModel(_need(base), threads=threads)}
+    models |= {name: TransformersModel(base, path, threads=threads) for name, path in adapters.items()}
+    _emit(evaluate_on_dev_cases(models, _need(data) if data else None, limit=limit), out)
 
 
 def register(app: typer.Typer) -> None:

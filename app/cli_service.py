@@ -33,8 +33,11 @@ def serve(
 
     from app.api import create_app
     from app.jobs import open_service
+    from app.wiring import warm_service
 
-    app = create_app(lambda: open_service(no_llm=no_llm, rules_only=rules_only), workers=workers)
+    service = open_service(no_llm=no_llm, rules_only=rules_only)
+    warm_service(service)
+    app = create_app(lambda: service, workers=workers)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
@@ -50,8 +53,10 @@ def worker(
 ) -> None:
     """Run queued consultations (jobs submitted with mode async)."""
     from app.jobs import JobQueue, WorkerPool, WorkerSettings, open_service
+    from app.wiring import warm_service
 
     service = open_service(no_llm=no_llm, rules_only=rules_only)
+    warm_service(service)
     pool = WorkerPool(
         JobQueue(service.db, service.keyring),
         service,

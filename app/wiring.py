@@ -94,6 +94,25 @@ def prepare(settings: Settings | None = None) -> dict[str, Any]:
     return {"literature": stats, "kg": graph_stats}
 
 
+def warm_service(service: ConsultService) -> dict[str, float] | None:
+    """Load what the first consultation would otherwise wait for (the lexical index, the query encoder).
+
+    Returns the warm-up timings, or None when the service has no literature store.
+    """
+    if not isinstance(service.retriever, StoreRetriever):
+        return None
+    from tools.literature.retrieve import warm_up
+
+    timings = warm_up(service.retriever.store)
+    logger.info(
+        "literature warmed up: %d passages indexed in %.1f s, encoder loaded in %.1f s",
+        timings["passages"],
+        timings["lexical_index_s"],
+        timings["encoder_s"],
+    )
+    return timings
+
+
 @lru_cache(maxsize=4)
 def build_service(no_llm: bool = False) -> ConsultService:
     """The consult service for this process."""

@@ -14,6 +14,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from agents.grounding import ungrounded_statements
@@ -83,3 +84,17 @@ def evaluate_explanations(
             "examples": examples,
         }
     return result
+
+
+def evaluate_on_dev_cases(
+    models: Mapping[str, LanguageModel], folder: Path | None = None, *, limit: int = 15, service: Any = None
+) -> dict[str, Any]:
+    """``evaluate_explanations`` over the first ``limit`` dev cases that have a gold treatment."""
+    from evaluation.cases_eval import CASES_DIR, load_cases
+
+    cases = [c for c in load_cases(folder or CASES_DIR) if c.gold.acceptable_first_drugs][:limit]
+    if service is None:
+        from app.wiring import build_service
+
+        service = build_service(no_llm=True)
+    return evaluate_explanations(models, draft_reports(service, [CaseInput(text=c.text, lang=c.lang) for c in cases]))

@@ -297,3 +297,12 @@ def test_terminal_chat_opens_a_recorded_case_and_quits(
     finally:
         get_settings.cache_clear()
         build_service.cache_clear()
+
+
+def test_service_warm_up_indexes_the_store_before_the_first_question(service: ConsultService) -> None:
+    from app.wiring import warm_service
+
+    timings = warm_service(service)
+    assert timings is not None and timings["passages"] >= 150  # the shipped evidence cards at least
+    rules_only = ConsultService(db=service.db, keyring=service.keyring, llm=NoModel())
+    assert warm_service(rules_only) is None

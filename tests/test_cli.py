@@ -136,3 +136,14 @@ def test_deid_json(tmp_path: Path) -> None:
     assert code == 0 and "Mustermann" not in data["text"] and "pT3 pN1 M0" in data["text"]
     for span in data["spans"]:
         assert letter.read_text()[span["start"] : span["end"]] == span["surface"]
+
+
+def test_eval_explain_scores_the_model_on_dev_cases(cli_env: dict[str, str], tiny_model_dir: Path) -> None:
+    code, out, err = run("eval", "explain", "--model", str(tiny_model_dir), "--cases", "1")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["cases"] == 1 and result["explanations"] >= 1
+    base = result["models"]["base"]
+    assert 0 <= base["accepted"] <= result["explanations"] and base["model"].startswith("transformers/")
+    code, _, err = run("eval", "explain", "--model", str(tiny_model_dir), "--adapter", "no-equals-sign")
+    assert code == 2 and "NAME=PATH" in err
