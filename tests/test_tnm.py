@@ -309,10 +309,11 @@ def test_stage_tumor_lung_m1a_effusion_and_t4_nodule() -> None:
     assert (result.tnm.t, result.tnm.n, result.tnm.m, result.tnm.stage_group) == ("T4", "N3", "M1a", "IVA")
 
 
-def test_stage_tumor_conflicts_keep_stated_values() -> None:
+def test_stage_tumor_findings_beyond_the_stated_categories_decide_with_conflicts() -> None:
     tumor = TumorFinding(site="lung", size_cm=4.5, stated_tnm="cT1 cN0 cM0", metastases=("liver",))
     result = stage_tumor(tumor, FINDINGS)
-    assert (result.tnm.t, result.tnm.n, result.tnm.m) == ("T1", "N0", "M0")
+    assert (result.tnm.t, result.tnm.n, result.tnm.m) == ("T1", "N0", "M1b")  # T stays as stated
+    assert any("M1b from the findings, beyond the stated M0" in line for line in result.tnm.rationale)
     assert len(result.conflicts) == 2
     assert any("stated T1" in c and "T2b" in c for c in result.conflicts)
     assert any("stated M0" in c and "M1b" in c for c in result.conflicts)
@@ -374,7 +375,7 @@ def test_stage_tumor_colorectal_resection_counts() -> None:
 def test_stage_tumor_count_contradicts_stated_n() -> None:
     tumor = TumorFinding(site="colorectal", stated_tnm="pT3 pN1 (5/20)", nodes=NodeFinding(positive=5, examined=20))
     result = stage_tumor(tumor, FINDINGS)
-    assert result.tnm.n == "N1"
+    assert result.tnm.n == "N1"  # a pathological N as stated: the pathologist's count weighs more
     assert any("N2a" in c for c in result.conflicts)
 
 
@@ -699,14 +700,27 @@ def test_a_tumour_without_site_table_gets_the_shared_m_rule(text: str, lang: str
     assert (t, n, got, group) == (None, None, m, None)
 
 
-def test_stated_m0_still_wins_over_described_metastases_with_a_conflict() -> None:
+def test_clinical_n_below_a_positive_node_biopsy_is_raised_with_a_conflict() -> None:
+    from tools.extraction import extract_findings
+
+    text = (
+        "CT staging reported as cT2a cN0 cM0 for a 3.5 cm adenocarcinoma of the right upper lobe. However, PET-CT "
+        "shows an FDG-avid ipsilateral mediastinal lymph node at station 4R, and EBUS-TBNA of it is positive."
+    )
+    findings = extract_findings(text, "en")
+    result = stage_tumor(findings.tumors[0], findings)
+    assert result.tnm.n == "N2" and result.tnm.stage_group == "IIIA"
+    assert any("stated N0" in c for c in result.conflicts)
+
+
+def test_described_metastases_override_a_stated_m0_with_a_conflict() -> None:
     from tools.extraction import extract_findings
 
     findings = extract_findings(
         "Sigmoid adenocarcinoma. The referral states cT3 cN1 M0. Staging CT: three liver metastases.", "en"
     )
     result = stage_tumor(findings.tumors[0], findings)
-    assert result.tnm.m == "M0"
+    assert result.tnm.m == "M1a" and result.tnm.stage_group == "IVA"
     assert any("M0" in c and "M1a" in c for c in result.conflicts)
 
 

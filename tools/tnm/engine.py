@@ -581,6 +581,14 @@ def _check(
     )
 
 
+def _beyond(spec: SiteSpec, stated: str, derived: str | None) -> bool:
+    """Whether the derived category lies wholly above the stated one."""
+    if derived is None:
+        return False
+    s_rank, d_rank = spec.vocabulary.rank(stated), spec.vocabulary.rank(derived)
+    return s_rank is not None and d_rank is not None and s_rank[1] < d_rank[0]
+
+
 def _prefix(tumor: TumorFinding, findings: Findings, parsed: ParsedTNM | None) -> tuple[Prefix, str]:
     if parsed is not None and parsed.prefix is not None:
         return parsed.prefix, f"prefix {parsed.prefix}: as stated"
@@ -636,9 +644,11 @@ def _excluded_histology(spec: SiteSpec, histology: str | None) -> str | None:
 def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
     """Stage one tumour: stated categories checked against findings, the rest derived, then the group.
 
-    Stated categories are kept even when the findings contradict them; each contradiction is a
-    line in ``conflicts`` (the report then needs review). A category the text cannot support
-    stays None with a reason line. Liver tumours also get a BCLC stage in ``other_staging``.
+    Stated categories are kept when the findings contradict them, except where the findings describe
+    disease beyond the stated category: then the findings' category is used, since under-staging would
+    under-treat. Each contradiction is a line in ``conflicts`` either way (the report then needs
+    review). A category the text cannot support stays None with a reason line. Liver tumours also get a
+    BCLC stage in ``other_staging``.
     """
     parsed = parse_tnm(tumor.stated_tnm) if tumor.stated_tnm else None
     if parsed is not None and parsed.empty:
@@ -701,6 +711,16 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
             rationale.extend(agree)
             conflicts.extend(clash)
             notes.extend(remarks)
+            overridable = axis == "m" or (axis == "n" and prefix == "c")
+            if overridable and clash and _beyond(spec, stated, derived[axis].category):
+                # spread described beyond the stated category (a positive node biopsy, metastases on a
+                # later scan): staging below it would under-treat, so the findings decide until review.
+                # A stated T and a pathological N stay: the pathologist's measurement and node count
+                # weigh more than sizes and counts read from the whole text.
+                final[axis] = derived[axis].category
+                rationale.append(
+                    f"{axis.upper()}: {derived[axis].category} from the findings, beyond the stated {stated}"
+                )
         else:
             final[axis] = derived[axis].category
             rationale.extend(derived[axis].lines)
