@@ -24,6 +24,7 @@ import datetime as _dt
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,9 @@ class RankingPolicy:
 
 
 _index_lock = threading.Lock()
+# The query is embedded on this thread while the lexical ranking runs on the caller's: both spend
+# their time in native code (torch, numpy) that releases the interpreter lock, so they overlap.
+_encoder_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-encoder")
 _indexes: dict[str, LexicalIndex] = {}
 
 
@@ -159,8 +163,9 @@ def search_literature(
     policy = policy or RankingPolicy.load()
     now_year = now_year or _dt.date.today().year
     text = query.english_text()
-    vector = embed_query(text)
+    pending = _encoder_thread.submit(embed_query, text)
     lexical = bm25_ranking(store, query, text, policy.bm25_candidates, index=lexical_index(store))
+    vector = pending.result()
     dense = dense_ranking(store, query, vector, policy.dense_candidates)
     fused = rrf_fuse([lexical, dense], k=policy.rrf_k)
     if not fused:
