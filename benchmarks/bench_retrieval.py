@@ -54,7 +54,7 @@ from oncoboard.config import get_settings  # noqa: E402
 from oncoboard.knowledge import knowledge_path  # noqa: E402
 from oncoboard.storage import Database, embedded_url  # noqa: E402
 from tools.literature.chunking import Chunk, count_tokens, split_sentences  # noqa: E402
-from tools.literature.embed import embed_query, embed_texts  # noqa: E402
+from tools.literature.embed import embed_query, embed_texts, query_encoder  # noqa: E402
 from tools.literature.ingest import iter_jsonl  # noqa: E402
 from tools.literature.query import LiteratureQuery  # noqa: E402
 from tools.literature.retrieve import lexical_index, search_literature  # noqa: E402
@@ -209,6 +209,7 @@ def bench_size(root_url: str, size: int, embed_passages: bool, now_year: int) ->
             "postgres_mb": sizes,
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "vectors": "model" if embed_passages else "mean of MiniLM sentence vectors",
+            "query_encoder": "onnxruntime" if query_encoder() is not None else "pytorch",
         }
     finally:
         _drop(root_url, name)
@@ -235,9 +236,9 @@ def _timed(store: LiteratureStore, queries: list[LiteratureQuery], now_year: int
 
 
 def _embedding_ms(text: str) -> float:
-    """Milliseconds MiniLM takes for one query (uncached)."""
+    """Milliseconds the query encoder in use (ONNX Runtime, else PyTorch) takes for one query, uncached."""
     t0 = time.perf_counter()
-    embed_texts([text])
+    embed_query.__wrapped__(text)
     return (time.perf_counter() - t0) * 1000
 
 

@@ -546,3 +546,18 @@ def test_cli_stats_and_bad_input(database: Database, monkeypatch: pytest.MonkeyP
         assert missing.exit_code == 2
     finally:
         get_settings.cache_clear()
+
+
+def test_onnx_query_encoder_matches_pytorch_and_is_cached(tmp_path: Path) -> None:
+    from tools.literature.embed import MAX_ENCODER_DRIFT, QueryEncoder, embed_texts
+
+    encoder = QueryEncoder(tmp_path)
+    exported = tmp_path / "all-MiniLM-L6-v2.onnx"
+    assert exported.is_file()
+    stamp = exported.stat().st_mtime_ns
+    for text in ("KRAS G12C NSCLC second line sotorasib", "Rektumkarzinom neoadjuvant total neoadjuvant therapy"):
+        vector = encoder.encode(text)
+        assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+        assert float(np.abs(vector - embed_texts([text])[0]).max()) <= MAX_ENCODER_DRIFT
+    QueryEncoder(tmp_path)  # a second process start reuses the exported graph
+    assert exported.stat().st_mtime_ns == stamp
