@@ -100,8 +100,10 @@ class TraceRecorder:
             }
             event = TraceEvent(**body, hash=event_hash(body))  # type: ignore[arg-type]
             self.events.append(event)
-        for listener in self.listeners:
-            listener(event)
+            # Listeners run under the lock so they see events in sequence order even when parallel
+            # nodes record at once: a live reader that resumes "after seq n" must never skip one.
+            for listener in self.listeners:
+                listener(event)
         return event
 
     def tool(self, name: str, inputs: dict[str, Any], outputs: Any, started: float) -> None:

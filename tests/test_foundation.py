@@ -94,3 +94,29 @@ def test_trace_tampering_is_detected(database: Database, tmp_path: Path, tamper:
     result = verify_trace(database, ring, rec.trace_id)
     assert not result.ok
     assert result.problems
+
+
+def test_listeners_see_events_in_sequence_order_under_concurrent_recording() -> None:
+    """Parallel graph nodes record at once; a live reader resuming "after seq n" must never skip one."""
+    import threading
+    import time
+
+    rec = TraceRecorder(case_id="P-order")
+    seen: list[int] = []
+
+    def slow_listener(event) -> None:  # type: ignore[no-untyped-def]
+        # A listener that writes to a database takes time; without ordering, a later seq could overtake.
+        time.sleep(0.001 if event.seq % 2 == 0 else 0)
+        seen.append(event.seq)
+
+    rec.listeners.append(slow_listener)
+    threads = [
+        threading.Thread(target=lambda i=i: [rec.record("tool_call", f"t{i}", {"n": n}) for n in range(25)])
+        for i in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == list(range(200))
+    assert [ev.seq for ev in rec.events] == seen
