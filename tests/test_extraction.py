@@ -700,3 +700,38 @@ def test_an_invasive_carcinoma_outranks_its_in_situ_component(text: str, lang: s
 )
 def test_metastatic_organ_lesions(text: str, lang: str, sites: tuple[str, ...]) -> None:
     assert _tumour(text, lang).metastases == sites
+
+
+@pytest.mark.parametrize(
+    ("text", "positive", "examined"),
+    [
+        (
+            "Adenocarcinoma of the sigmoid colon. Lymph Nodes: Number with metastasis: 11. "
+            "Total number examined: 40. Tumor deposits: present.",
+            11,
+            40,
+        ),
+        ("Adenocarcinoma of the rectum. Regional lymph nodes: Number involved : 0. Number examined: 14.", 0, 14),
+        ("Adenokarzinom des Magens. Lymphknoten: Anzahl befallener: 3. Anzahl untersuchter: 22.", 3, 22),
+    ],
+)
+def test_synoptic_node_counts_under_a_heading(text: str, positive: int, examined: int) -> None:
+    nodes = _tumour(text, "de" if "Magens" in text else "en").nodes
+    assert (nodes.positive, nodes.examined) == (positive, examined)
+    assert nodes.negated is (positive == 0)
+
+
+def test_a_zero_count_clause_names_no_involved_station() -> None:
+    text = (
+        "Squamous carcinoma of the lung. Two subcarinal lymph nodes showed anthracosis. "
+        "Lymph nodes: 0/2 positive for metastasis (subcarinal lymph nodes 0/2)."
+    )
+    nodes = _tumour(text).nodes
+    assert (nodes.positive, nodes.examined, nodes.stations) == (0, 2, ())
+    assert nodes.negated
+
+
+def test_a_total_in_brackets_is_not_the_involved_count() -> None:
+    text = "Invasive ductal carcinoma of the left breast. A single (of 23) left axillary lymph node is positive."
+    nodes = _tumour(text).nodes
+    assert nodes.positive != 23 and "axillary" in nodes.stations

@@ -27,7 +27,18 @@ _COUNT_OF = re.compile(
 _WORD_OF = re.compile(r"(?i)(?<![\w.,])([a-zäöüß]+)\s+(?:of|out of|von|aus)\s+(\d{1,3})(?![\d.,])")
 _STATION = re.compile(r"(?i)\b(?:station|stations|level|lk-station|region)\s*(\d{1,2}[RLrl]?|[IVX]{1,4}[ab]?)\b")
 _LESION_LINK_WORDS = 8
-_NUMBER_AFTER = re.compile(r"^\D{0,25}?(\d{1,3})(?![\d.,/])")
+_NUMBER_AFTER = re.compile(r"^\D{0,25}?(\d{1,3})(?![\d/]|[.,]\d)")
+# Synoptic report lines under a "Lymph nodes:" heading, which name no node themselves:
+# "Number with metastasis: 11. Total number examined: 40", "Anzahl befallener: 3".
+_SYNOPTIC_WINDOW = 200
+_SYNOPTIC_POSITIVE = re.compile(
+    r"(?i)\b(?:number(?:ed)?|no\.|anzahl)\s+(?:of\s+(?:regional\s+)?(?:lymph\s+)?nodes\s+)?"
+    r"(?:with\s+metasta\w+|positive|involved|befallene\w*|positive\w*|tumorbefallene\w*)\s*(?:is|:)?\s*(\d{1,3})(?!\d|[.,]\d)"
+)
+_SYNOPTIC_EXAMINED = re.compile(
+    r"(?i)\b(?:total\s+)?(?:number|no\.|anzahl)\s+(?:of\s+(?:regional\s+)?(?:lymph\s+)?nodes\s+)?"
+    r"(?:examined|retrieved|sampled|untersuchte\w*)\s*(?:is|:)?\s*(\d{1,3})(?!\d|[.,]\d)"
+)
 
 
 @dataclass
@@ -343,6 +354,9 @@ def find_nodes(
             positive = p_count if positive is None else max(positive, p_count)
         if not has_affirmed:
             continue
+        if p_count == 0 and not clinical:
+            # "Lymph nodes: 0/2 positive for metastasis": a zero count says these nodes are free
+            continue
         if not (has_met or clinical or positive_m.find(ctext) or (p_count or 0) > 0):
             continue
         involved = True
@@ -360,6 +374,12 @@ def find_nodes(
         contralateral = contralateral or bool(flag_m["contralateral"].find(ctext))
         supraclavicular = supraclavicular or bool(flag_m["supraclavicular"].find(ctext))
         fixed = fixed or bool(flag_m["fixed_or_matted"].find(ctext))
+    if positive is None or examined is None:
+        synoptic_positive, synoptic_examined = _synoptic_counts(text, node_hits)
+        if positive is None:
+            positive = synoptic_positive
+        if examined is None and (synoptic_examined or 0) >= (positive or 0):
+            examined = synoptic_examined
     if stated_text and examined is None:
         count = _COUNT_SLASH.search(stated_text)
         if count and int(count.group(1)) <= int(count.group(2)):
@@ -392,6 +412,22 @@ def find_nodes(
     )
 
 
+def _synoptic_counts(text: str, node_hits: list[Hit[str]]) -> tuple[int | None, int | None]:
+    """Positive and examined counts from the synoptic lines that follow a node heading."""
+    for hit in node_hits:
+        window = text[hit.end : hit.end + _SYNOPTIC_WINDOW]
+        pos = _SYNOPTIC_POSITIVE.search(window)
+        exam = _SYNOPTIC_EXAMINED.search(window)
+        if pos is None and exam is None:
+            continue
+        positive = int(pos.group(1)) if pos else None
+        examined = int(exam.group(1)) if exam else None
+        if positive is not None and examined is not None and positive > examined:
+            continue
+        return positive, examined
+    return None, None
+
+
 def _clinically_involved(text: str, ctx: TextContext, hit: Hit[str], clinical_m: PhraseMatcher[str]) -> bool:
     """A clinical involvement word ("suspicious", "suspekt", "enlarged") describes this node mention."""
     clause = ctx.clause(hit.start)
@@ -413,6 +449,7 @@ def _number_words() -> dict[str, int]:
 _NUMBER_TOKEN = re.compile(r"(?i)(?<![\w.,/])(\d{1,2}|[a-zäöüß]+)(?![\w.,/])")
 _UNIT_AFTER = re.compile(r"(?i)^\s*(?:[.,]\d+\s*)?(?:cm|mm)\b")
 _STATION_BEFORE = re.compile(r"(?i)\b(?:station|stations|level|levels|segment|region)\s*$")
+_TOTAL_BEFORE = re.compile(r"(?i)\b(?:of|out of|von|aus)\s*$")
 _NUMBER_IN_BRACKETS = re.compile(r"(?i)^\s*\(\s*(\d{1,2}|[a-zäöüß]+)\s*\)")
 
 
@@ -428,8 +465,12 @@ def _described_count(text: str, ctx: TextContext, hits: list[Hit[str]]) -> int |
             value = int(raw) if raw.isdigit() else words.get(raw)
             if value is None:
                 continue
-            # "2.5 cm node" is a size, "station 7 nodes" a location, not a count
-            if _UNIT_AFTER.match(before[tok.end() :]) or _STATION_BEFORE.search(before[: tok.start()]):
+            # "2.5 cm node" is a size, "station 7 nodes" a location, "(of 23)" a total, not a count
+            if (
+                _UNIT_AFTER.match(before[tok.end() :])
+                or _STATION_BEFORE.search(before[: tok.start()])
+                or _TOTAL_BEFORE.search(before[: tok.start()])
+            ):
                 continue
             if 0 < value <= 50:
                 return value
