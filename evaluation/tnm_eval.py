@@ -21,9 +21,7 @@ from tools.tnm import parse_tnm, stage_tumor
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PATH = (
-    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tcga_reports" / "dev.jsonl"
-)
+DEFAULT_PATH = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tcga_reports" / "dev.jsonl"
 
 # TCGA project code -> the report's site vocabulary (dataset metadata, not a clinical rule).
 TCGA_SITES: dict[str, Site] = {
@@ -37,6 +35,10 @@ TCGA_SITES: dict[str, Site] = {
     "STAD": "stomach",
     "PAAD": "pancreas",
     "PRAD": "prostate",
+    "KIRC": "kidney",
+    "KIRP": "kidney",
+    "KICH": "kidney",
+    "THCA": "thyroid",
 }
 _MAIN_RE = re.compile(r"^([TNM](?:is|X|\d))")
 AXES = ("t", "n", "m")

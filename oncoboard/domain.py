@@ -23,6 +23,8 @@ Site = Literal[
     "stomach",
     "pancreas",
     "prostate",
+    "kidney",
+    "thyroid",
     "unknown_primary",
     "other",
 ]
@@ -128,6 +130,25 @@ EXTENT_TERMS: frozenset[str] = frozenset(
         "bladder_neck",
         "rectum_invasion",
         "pelvic_wall",
+        # kidney
+        "perinephric_fat",
+        "renal_sinus_fat",
+        "pelvicalyceal_system",
+        "renal_vein",
+        "vena_cava",
+        "vena_cava_below_diaphragm",
+        "vena_cava_above_diaphragm",
+        "gerota_fascia",
+        "ipsilateral_adrenal",
+        # thyroid
+        "extrathyroidal_extension",
+        "minimal_extrathyroidal_extension",
+        "gross_extrathyroidal_extension",
+        "strap_muscles",
+        "subcutaneous_tissue",
+        "larynx",
+        "prevertebral_fascia",
+        "carotid_or_mediastinal_vessels",
     }
 )
 METASTASIS_SITES: frozenset[str] = frozenset(

@@ -202,15 +202,13 @@ def test_histology_overrides_for_other_sites() -> None:
     )
     lymphoma = primary_code(TumorFinding(site="stomach", histology="diffuse large B-cell lymphoma"))
     nhl = primary_code(TumorFinding(site="other", histology="non-Hodgkin lymphoma"))
-    kidney = primary_code(
-        TumorFinding(site="other", subsite="left kidney", histology="clear cell renal cell carcinoma")
-    )
+    ovary = primary_code(TumorFinding(site="other", subsite="left ovary", histology="high-grade serous carcinoma"))
     meso = primary_code(TumorFinding(site="lung", histology="epithelioid mesothelioma"))
-    assert [x[0] if x else None for x in (melanoma, lymphoma, nhl, kidney, meso)] == [
+    assert [x[0] if x else None for x in (melanoma, lymphoma, nhl, ovary, meso)] == [
         "C43.7",
         "C83.3",
         "C85.9",
-        "C64",
+        "C56",
         "C45.0",
     ]
 

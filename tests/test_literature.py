@@ -187,7 +187,7 @@ def test_jsonl_ingestion_is_idempotent_deduplicates_and_reports_bad_lines(
         _card("t-zebra-3", "Zebranib In Zebracarcinoma - First Trial!", "Same publication, other id."),
         "{not json",
         {"id": "t-zebra-4", "year": 2020, "result": "no title"},
-        {**_card("t-zebra-5", "Zebranib at an unknown site", "x"), "tumour_type": "kidney"},
+        {**_card("t-zebra-5", "Zebranib at an unknown site", "x"), "tumour_type": "ovary"},
     ]
     _write_jsonl(path, records)
     cleanup.extend(["t-zebra-1", "t-zebra-2", "t-zebra-3"])
@@ -198,7 +198,7 @@ def test_jsonl_ingestion_is_idempotent_deduplicates_and_reports_bad_lines(
     assert [e["line"] for e in first.errors] == [5, 6, 7]
     assert "invalid JSON" in first.errors[0]["error"]
     assert "title" in first.errors[1]["error"]
-    assert "kidney" in first.errors[2]["error"]
+    assert "ovary" in first.errors[2]["error"]
 
     again = ingest(store, path, register=False)
     assert (again.inserted, again.updated, again.unchanged, again.chunks) == (0, 0, 2, 0)

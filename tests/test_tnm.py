@@ -727,9 +727,13 @@ def test_described_metastases_override_a_stated_m0_with_a_conflict() -> None:
 @pytest.mark.parametrize(
     ("text", "lang", "n"),
     [
-        ("Right nephrectomy: clear cell renal cell carcinoma, 4 cm. Hilar lymph nodes: 0/3.", "en", "N0"),
-        ("Nephrektomie rechts: klarzelliges Nierenzellkarzinom, 4 cm. Lymphknoten tumorfrei (0/5).", "de", "N0"),
-        ("Right nephrectomy: clear cell renal cell carcinoma, 4 cm. Hilar lymph nodes: 2/3 involved.", "en", None),
+        ("Radical cystectomy: urothelial carcinoma of the bladder, 4 cm. Pelvic lymph nodes: 0/3.", "en", "N0"),
+        ("Zystektomie: Urothelkarzinom der Harnblase, 4 cm. Lymphknoten tumorfrei (0/5).", "de", "N0"),
+        (
+            "Radical cystectomy: urothelial carcinoma of the bladder, 4 cm. Pelvic lymph nodes: 2/3 involved.",
+            "en",
+            None,
+        ),
     ],
 )
 def test_a_site_without_table_gets_n0_only(text: str, lang: str, n: str | None) -> None:

@@ -21,8 +21,9 @@ Design:
 
 Modules: ``lexicon`` (matching), ``negation`` (clauses and assertion cues), ``numbers`` (sizes),
 ``tnm`` (stated TNM), ``sites`` (primary sites and histology), ``spread`` (extent, nodes,
-metastases), ``grading`` (G, Gleason, ISUP), ``biomarkers``, ``patient`` (age, sex, ECOG, labs,
-conditions, medications, setting) and ``findings`` (assembly).
+metastases), ``organ_extent`` (the structures that kidney and thyroid T categories name),
+``grading`` (G, Gleason, ISUP), ``biomarkers``, ``patient`` (age, sex, ECOG, labs, conditions,
+medications, setting) and ``findings`` (assembly).
 """
 
 from tools.extraction.findings import extract_findings

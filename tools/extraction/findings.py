@@ -23,6 +23,7 @@ from tools.extraction.grading import gleason_grade, histologic_grade
 from tools.extraction.lexicon import HitIndex, PhraseMatcher, flat_matcher, lexicon
 from tools.extraction.negation import TextContext
 from tools.extraction.numbers import SizeHit, find_sizes
+from tools.extraction.organ_extent import find_organ_extent, has_organ_extent, node_compartments
 from tools.extraction.patient import PatientFacts, extract_patient, normalise_medication
 from tools.extraction.sites import (
     SiteCandidate,
@@ -218,6 +219,11 @@ def _tumours(
         if idx == 0:
             nodes, node_entities = find_nodes(text, ctx, stated_n, stated_text)
             entities.extend(node_entities)
+            compartments = node_compartments(text, ctx, cand.site)
+            if compartments and not nodes.negated:
+                # thyroid N1a/N1b follows the neck compartment of the involved nodes
+                stations = tuple(dict.fromkeys((*nodes.stations, *compartments)))
+                nodes = nodes.model_copy(update={"stations": stations})
         else:
             nodes = NodeFinding()
         my_sizes = [h for h in sizes if owned(h.start, idx)]
@@ -238,6 +244,12 @@ def _tumours(
             # not further lesions, and the stager reads several sizes as several tumours
             lesion_sizes = [size_cm] if size_cm is not None else []
         extent = tuple(dict.fromkeys(e for e, s, _ in extents if owned(s, idx)))
+        if has_organ_extent(cand.site):
+            # kidney and thyroid T rest on their own structures; the general phrases ("recurrent
+            # laryngeal nerve" named as spared, "diaphragm") would misread these reports
+            organ_extents, organ_entities = find_organ_extent(text, ctx, cand.site)
+            entities.extend(organ_entities)
+            extent = tuple(dict.fromkeys(e for e, s, _ in organ_extents if owned(s, idx)))
         subsite, laterality = subsite_and_laterality(text, ctx, cand, all_sites)
         histo = best_histology(cand, ctx)
         # prostate cancer is graded by Gleason pattern and ISUP grade group, not G1-G3

@@ -228,7 +228,11 @@ def _choose(cands: list[SiteCandidate]) -> list[SiteCandidate]:
     # an "other" organ next to a named site is usually a neighbouring structure, not a second cancer
     specific = [c for c in named if c.site != "other"]
     if specific:
-        named = specific + [c for c in named if c.site == "other" and c.strong >= 2]
+        # ... unless only the other organ is named as the cancer itself ("left nephrectomy and adrenal
+        # mass resection: adrenocortical carcinoma"): then the named site is the neighbour
+        if not any(c.tight for c in specific):
+            specific = [c for c in named if c.site == "other" and c.tight] or specific
+        named = specific + [c for c in named if c.site == "other" and c.strong >= 2 and c not in specific]
     named.sort(key=lambda c: (-c.strong, c.first))
     # a site seen once while the leading one is established many times is most often a mention in
     # passing (neighbouring organ, differential); multiple primaries need their own evidence

@@ -137,19 +137,10 @@ def _extra_domain(name: str, spec: SiteSpec, extras: Mapping[str, Any], lines: l
     """Values of a non-TNM factor (PSA bin, Grade Group, grade, location) to try."""
     conf: Mapping[str, Any] = spec.extras.get(name) or {}
     if name == "psa":
-        bins = list(conf.get("bins") or [])
-        names = tuple(str(b["name"]) for b in bins)
-        psa = extras.get("psa_ng_ml")
-        if psa is None:
-            lines.append("PSA not given: every PSA range considered")
-            return names
-        for b in bins:
-            if float(psa) >= float(b.get("min", float("-inf"))) and float(psa) < float(
-                b.get("max_exclusive", float("inf"))
-            ):
-                lines.append(f"PSA {float(psa):g} ng/ml -> PSA {b['name']}")
-                return (str(b["name"]),)
-        raise ValueError(f"PSA {psa} outside every range")
+        return _binned("PSA", extras.get("psa_ng_ml"), "ng/ml", list(conf.get("bins") or []), lines)
+    if name == "age":
+        # differentiated thyroid carcinoma is grouped by age at diagnosis
+        return _binned("age", extras.get("age"), "years", list(conf.get("bins") or []), lines)
     values = tuple(str(v) for v in conf.get("values") or ())
     given = extras.get(name)
     if name == "grade_group" and given is not None:
@@ -171,6 +162,21 @@ def _extra_domain(name: str, spec: SiteSpec, extras: Mapping[str, Any], lines: l
             return (str(unknown),)
     lines.append(f"{name} not given: every value considered")
     return values
+
+
+def _binned(label: str, value: Any, unit: str, bins: list[Mapping[str, Any]], lines: list[str]) -> tuple[str, ...]:
+    """The bin of a numeric factor (PSA, age), or every bin when the value is not given."""
+    names = tuple(str(b["name"]) for b in bins)
+    if value is None:
+        lines.append(f"{label} not given: every {label} range considered")
+        return names
+    for b in bins:
+        if float(value) >= float(b.get("min", float("-inf"))) and float(value) < float(
+            b.get("max_exclusive", float("inf"))
+        ):
+            lines.append(f"{label} {float(value):g} {unit} -> {label} {b['name']}")
+            return (str(b["name"]),)
+    raise ValueError(f"{label} {value} outside every range")
 
 
 def _row_matches(row: Mapping[str, Any], combo: Mapping[str, str], vocab: Vocabulary) -> bool:
@@ -198,9 +204,9 @@ def stage_group(
     """AJCC 8th stage group of a site from T, N and M (categories with or without prefix).
 
     Extras: ``psa_ng_ml`` and ``grade_group`` (prostate); ``histology``, ``grade`` and
-    ``location`` (oesophagus). An unknown category (None) is tried with every value: the group
-    is returned when it does not depend on it (``M1c`` gives IVB whatever T and N), and None with
-    a reason otherwise. Breast groups are the anatomic ones.
+    ``location`` (oesophagus); ``histology`` and ``age`` in years (thyroid). An unknown category
+    (None) or factor is tried with every value: the group is returned when it does not depend on
+    it (``M1c`` gives IVB whatever T and N), and None with a reason otherwise. Breast groups are the anatomic ones.
     """
     spec = site_spec(site)
     if spec is None:
@@ -581,6 +587,23 @@ def _check(
     )
 
 
+def _refined_by_size(spec: SiteSpec, axis: str, stated: str, derived: Derived) -> str | None:
+    """The size subcategory of a stated parent T ("T1" -> "T1b"), where the site's table allows it.
+
+    Only a derivation from size alone qualifies (no extent finding), and only when the size band
+    lies inside the stated category: a measurement outside it is a conflict, not a refinement.
+    """
+    if axis != "t" or not spec.t_rules.get("refine_stated_by_size") or not derived.definitive:
+        return None
+    category = derived.category
+    vocab = spec.vocabulary
+    if category is None or stated == category or stated not in vocab.parents:
+        return None
+    if category not in set(spec.t_rules.get("size_only") or []):
+        return None
+    return category if vocab.expand(category) <= vocab.expand(stated) else None
+
+
 def _beyond(spec: SiteSpec, stated: str, derived: str | None) -> bool:
     """Whether the derived category lies wholly above the stated one."""
     if derived is None:
@@ -709,6 +732,10 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
             rationale.append(f"{axis.upper()}: stated {stated}")
             agree, clash, remarks = _check(axis, spec, stated, derived[axis])
             rationale.extend(agree)
+            refined = _refined_by_size(spec, axis, stated, derived[axis]) if agree else None
+            if refined is not None:
+                final[axis] = refined
+                rationale.append(f"T: stated {stated} completed to {refined} by the measured size")
             conflicts.extend(clash)
             notes.extend(remarks)
             overridable = axis == "m" or (axis == "n" and prefix == "c")
@@ -733,6 +760,8 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
                 final[axis] = str(spread_rule[axis])
                 rationale.append(f"{final['t']}: {spread_rule['label']} -> {final[axis]}")
     extras: dict[str, Any] = {"histology": tumor.histology, "grade": tumor.grade, "location": tumor.subsite}
+    if "age" in spec.extras:
+        extras["age"] = findings.age
     if spec.site == "prostate":
         extras["psa_ng_ml"] = findings.labs.get("psa_ng_ml")
         extras["grade_group"] = _grade_group(spec, tumor.grade)
