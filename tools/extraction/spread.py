@@ -11,6 +11,7 @@ metastasis word with no organ, which is a global statement ("no distant metastas
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -153,6 +154,7 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
         nodal = _nodal(ctx, cue, node_word_spans) and clause not in distant_clauses
         if kind == "noun" and is_global and not nodal:
             _global_statement(text, ctx, cue, status, result)
+    _modality_lesions(text, ctx, record)
     # global statements without a metastasis noun: "no nodal or distant disease", "no extrahepatic spread"
     cue_spans = [(c.start, c.end) for c, kind in cues if kind == "noun"]
     for hit in global_index.between(0, len(text)):
@@ -162,6 +164,23 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
             continue
         _global_statement(text, ctx, hit, ctx.assertion(hit.start, hit.end), result)
     return result
+
+
+def _modality_lesions(
+    text: str, ctx: TextContext, record: Callable[[str, tuple[int, int], Assertion, tuple[int, int]], None]
+) -> None:
+    """Lesions reported by an organ's staging study ("Bone scan: more than 10 lesions") are metastases there."""
+    benign = flat_matcher("metastasis", "modality_benign_words")
+    lesion_m = flat_matcher("metastasis", "modality_lesion_words")
+    for study in matcher("metastasis", "modality_sites").find(text):
+        clause = ctx.clause(study.start)
+        ctext = text[clause[0] : clause[1]]
+        if benign.find(ctext):
+            continue
+        for lesion in lesion_m.find(text[study.end : clause[1]]):
+            start, end = study.end + lesion.start, study.end + lesion.end
+            record(study.value, (study.start, end), ctx.assertion(start, end), (start, end))
+            break
 
 
 def _nodal(ctx: TextContext, cue: Hit[str], node_spans: list[tuple[int, int]]) -> bool:
