@@ -130,6 +130,11 @@ EXTENT_TERMS: frozenset[str] = frozenset(
         "bladder_neck",
         "rectum_invasion",
         "pelvic_wall",
+        "nonpalpable",
+        "half_lobe_or_less",
+        "more_than_half_lobe",
+        "both_lobes",
+        "organ_confined",
         # kidney
         "perinephric_fat",
         "renal_sinus_fat",

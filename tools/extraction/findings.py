@@ -195,8 +195,14 @@ def _tumours(
     if not candidates:
         # a malignancy without any organ named: the tumour is recorded with site "other"
         candidates = [SiteCandidate(site="other", organ=None)]
-    anchors = sorted((a.start, idx) for idx, c in enumerate(candidates) for a in c.anchors)
     n = len(candidates)
+    anchor_set = {(a.start, idx) for idx, c in enumerate(candidates) for a in c.anchors}
+    if n > 1:
+        # with several primaries, every mention of a primary's organ opens a passage about it
+        # ("(2) Prostate: PSA 8.0, palpable nodule ..."), not only the mentions tied to a histology
+        site_index = {c.site: idx for idx, c in enumerate(candidates) if c.site != "other"}
+        anchor_set |= {(h.start, site_index[h.value.site]) for h in site_hits(text, ctx) if h.value.site in site_index}
+    anchors = sorted(anchor_set)
 
     def owned(position: int, idx: int) -> bool:
         return n == 1 or _owner(position, anchors) == idx

@@ -135,7 +135,8 @@ def analyse_sites(text: str, ctx: TextContext, excluded: list[tuple[int, int]], 
         *flat_matcher("metastasis", "adjective_cues").find(text),
     ]
     primary_words = flat_matcher("sites", "primary_cues").find(text)
-    met_clauses = {ctx.clause(w.start) for w in met_words}
+    # "no distant metastases" beside the primary does not make its clause a metastasis statement
+    met_clauses = {ctx.clause(w.start) for w in met_words if ctx.assertion(w.start, w.end) != "negated"}
     primary_clauses = {ctx.clause(w.start) for w in primary_words}
 
     covered: set[int] = set()
@@ -144,6 +145,8 @@ def analyse_sites(text: str, ctx: TextContext, excluded: list[tuple[int, int]], 
     site_mentions = [sh for sh in _site_matcher().find(text) if not any(i in covered for i in range(sh.start, sh.end))]
     affirmed_sites: list[Hit[SiteTerm]] = []
     for h in site_mentions:
+        if not h.value.cancer and _organ_function(text, ctx, h):
+            continue
         status = ctx.assertion(h.start, h.end)
         if status != "affirmed":
             entities.append(Entity(text=h.text, label=f"SITE_{status.upper()}", start=h.start, end=h.end))
@@ -196,7 +199,8 @@ def analyse_sites(text: str, ctx: TextContext, excluded: list[tuple[int, int]], 
     for c in candidates.values():
         c.histology_hits = [hh for hh in histos if hh.value.site in (None, c.site)]
 
-    chosen = _choose(list(candidates.values()))
+    several = bool(flat_matcher("sites", "multiple_primary_cues").find(text))
+    chosen = _choose(list(candidates.values()), several_primaries=several)
     if oncology and not chosen and affirmed_sites:
         # reports often name the specimen site apart from the diagnosis line ("Specimen: right
         # lower lobe ... Diagnosis: squamous cell carcinoma"): fall back to the organ named most
@@ -215,8 +219,34 @@ def analyse_sites(text: str, ctx: TextContext, excluded: list[tuple[int, int]], 
     return SiteResult(oncology=oncology, candidates=chosen, histologies=histos, entities=entities)
 
 
-def _choose(cands: list[SiteCandidate]) -> list[SiteCandidate]:
-    """The primary sites among the candidates, the leading one first."""
+_FUNCTION_REACH_WORDS = 3
+
+
+@lru_cache(maxsize=1)
+def _function_stems() -> tuple[str, ...]:
+    return tuple(str(w).lower().rstrip("*") for w in lexicon("sites")["organ_function_words"])
+
+
+def _organ_function(text: str, ctx: TextContext, hit: Hit[SiteTerm]) -> bool:
+    """The organ word speaks of function or benign disease ("renal and hepatic function", "Leberwerte")."""
+    words = flat_matcher("sites", "organ_function_words")
+    mention = hit.text.lower()
+    # German compounds carry the function inside the organ word ("Nierenfunktion", "Leberwerte")
+    if any(len(stem) > 4 and stem in mention[3:] for stem in _function_stems()):
+        return True
+    clause_end = ctx.clause(hit.start)[1]
+    for w in words.find(text[hit.end : min(clause_end, hit.end + 60)]):
+        if ctx.words_between(hit.end, hit.end + w.start) <= _FUNCTION_REACH_WORDS:
+            return True
+    return False
+
+
+def _choose(cands: list[SiteCandidate], several_primaries: bool = False) -> list[SiteCandidate]:
+    """The primary sites among the candidates, the leading one first.
+
+    ``several_primaries``: the text says it describes independent cancers, so every named site with
+    its own malignancy evidence is kept without the tighter test for a second primary.
+    """
     if not cands:
         return []
     cup = [c for c in cands if c.site == "unknown_primary" and c.strong]
@@ -240,6 +270,8 @@ def _choose(cands: list[SiteCandidate]) -> list[SiteCandidate]:
     # a second primary must be named as a cancer of its own ("lung adenocarcinoma", "carcinoma of
     # the prostate", "Mammakarzinom"), not merely share a clause with the first one's histology
     # ("urothelial carcinoma involving the prostatic urethra")
+    if several_primaries:
+        return [lead] + [c for c in named[1:] if c.site != "other" and c.strong > 0]
     kept = [lead] + [c for c in named[1:] if c.tight > 0 and (c.strong >= 2 or c.strong * 4 >= lead.strong)]
     return kept
 

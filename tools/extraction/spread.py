@@ -28,6 +28,7 @@ _COUNT_OF = re.compile(
 _WORD_OF = re.compile(r"(?i)(?<![\w.,])([a-zäöüß]+)\s+(?:of|out of|von|aus)\s+(\d{1,3})(?![\d.,])")
 _STATION = re.compile(r"(?i)\b(?:station|stations|level|lk-station|region)\s*(\d{1,2}[RLrl]?|[IVX]{1,4}[ab]?)\b")
 _LESION_LINK_WORDS = 8
+_STATION_VERDICT_CHARS = 80
 _NUMBER_AFTER = re.compile(r"^\D{0,25}?(\d{1,3})(?![\d/]|[.,]\d)")
 # Synoptic report lines under a "Lymph nodes:" heading, which name no node themselves:
 # "Number with metastasis: 11. Total number examined: 40", "Anzahl befallener: 3".
@@ -393,6 +394,18 @@ def find_nodes(
         contralateral = contralateral or bool(flag_m["contralateral"].find(ctext))
         supraclavicular = supraclavicular or bool(flag_m["supraclavicular"].find(ctext))
         fixed = fixed or bool(flag_m["fixed_or_matted"].find(ctext))
+    for sm in _STATION.finditer(text):
+        # "station 4R fine-needle aspirate positive for metastatic carcinoma": a sampled station
+        # reported positive is an involved node even where no node word is written
+        clause = ctx.clause(sm.start())
+        if clause in clause_status or ctx.assertion(sm.start(), sm.end()) != "affirmed":
+            continue
+        verdicts = [h for h in positive_m.find(text[sm.end() : clause[1]]) if h.start < _STATION_VERDICT_CHARS]
+        if not verdicts or ctx.assertion(sm.end() + verdicts[0].start, sm.end() + verdicts[0].end) != "affirmed":
+            continue
+        involved = True
+        if sm.group(0).strip() not in stations:
+            stations.append(sm.group(0).strip())
     if positive is None or examined is None:
         synoptic_positive, synoptic_examined = _synoptic_counts(text, node_hits)
         if positive is None:

@@ -97,7 +97,8 @@ def _normal_prefix(prefix: str) -> str | None:
         return "yp" if prefix == "yp" else "c"
     if prefix in ("p", "rp"):
         return "p"
-    if prefix == "c":
+    if prefix in ("c", "u"):
+        # endosonographic staging ("uT3 uN1") is clinical staging
         return "c"
     return None
 

@@ -333,8 +333,12 @@ def _liver_t(spec: SiteSpec, tumor: TumorFinding) -> Derived:
     return Derived(str(chosen["category"]), tuple(lines))
 
 
-def derive_t(spec: SiteSpec, tumor: TumorFinding) -> Derived:
-    """T from size and extent of invasion; None with a reason line when neither is stated."""
+def derive_t(spec: SiteSpec, tumor: TumorFinding, prefix: str = "c") -> Derived:
+    """T from size and extent of invasion; None with a reason line when neither is stated.
+
+    An extent rule limited to some prefixes (prostate T1c/T2a-c rest on the clinical examination,
+    pathological T2 on the specimen) applies only under them.
+    """
     if "liver_rule" in spec.t_rules:
         return _liver_t(spec, tumor)
     in_situ: Mapping[str, Any] | None = spec.t_rules.get("in_situ")
@@ -361,6 +365,8 @@ def derive_t(spec: SiteSpec, tumor: TumorFinding) -> Derived:
     extent_map: Mapping[str, Any] = spec.t_rules.get("extent") or {}
     extent_cats: list[str] = []
     for term in tumor.extent:
+        if term in extent_map and not _applies(extent_map[term], prefix):
+            continue
         if term in extent_map:
             cat = str(extent_map[term]["category"])
             extent_cats.append(cat)
@@ -714,7 +720,7 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
             notes=notes,
         )
     derived = {
-        "t": derive_t(spec, tumor),
+        "t": derive_t(spec, tumor, prefix),
         "n": derive_n(spec, tumor, prefix, parsed),
         "m": derive_m(spec, tumor, findings),
     }

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 Prefix = Literal["c", "p", "yp"]
 
-_PREFIX = r"(?P<{name}>yp|yc|rp|p|P|c|y|r|a)?"
+_PREFIX = r"(?P<{name}>yp|yc|rp|p|P|c|u|y|r|a)?"
 # OCR often reads the digit 0 as the letter O; it is accepted and normalised.
 # ... and the digit 1 as l, I or i (``pTla``, ``Tia``); ``Tis`` is tried first so it keeps its meaning.
 _T_BODY = (
@@ -105,7 +105,8 @@ def _norm_prefix(raw: str | None) -> str | None:
     if not raw:
         return None
     raw = raw.lower()
-    return {"p": "p", "c": "c", "yp": "yp", "y": "yp", "yc": "yc", "rp": "rp", "r": "r", "a": "a"}[raw]
+    # u (endosonography, "uT3 uN1") is a clinical classification
+    return {"p": "p", "c": "c", "u": "c", "yp": "yp", "y": "yp", "yc": "yc", "rp": "rp", "r": "r", "a": "a"}[raw]
 
 
 def _norm_category(axis: str, raw: str) -> tuple[str, bool]:
@@ -159,9 +160,7 @@ def _n_token(match: re.Match[str], in_cluster: bool) -> _Token:
 
 def _m_token(match: re.Match[str], in_cluster: bool) -> _Token:
     value, ocr = _norm_category("m", match.group("m"))
-    return _Token(
-        "m", value, _norm_prefix(match.group("mpre")), match.start("m") - 1, match.end(), in_cluster, ocr
-    )
+    return _Token("m", value, _norm_prefix(match.group("mpre")), match.start("m") - 1, match.end(), in_cluster, ocr)
 
 
 def _tokens(text: str) -> list[_Token]:

@@ -1,0 +1,169 @@
+"""Wording seen in real referral letters and reports, read through extraction, staging and coding."""
+
+from __future__ import annotations
+
+import pytest
+
+from oncoboard.domain import Findings
+from tools.extraction import extract_findings
+from tools.icd10 import code_case
+from tools.tnm import stage_tumor
+
+
+def _staged(text: str, lang: str = "en") -> tuple[Findings, list[tuple[str, str | None, str | None, str | None]]]:
+    findings = extract_findings(text, lang)  # type: ignore[arg-type]
+    rows = []
+    for tumour in findings.tumors:
+        tnm = stage_tumor(tumour, findings).tnm
+        rows.append((tumour.site, tnm.t, tnm.n, tnm.m))
+    return findings, rows
+
+
+def _who(findings: Findings) -> list[str]:
+    return [c.code for c in code_case(findings) if c.system == "ICD-10-WHO-2019"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "n"),
+    [
+        # post-noun negation of an imaging descriptor
+        (
+            "Adenokarzinom der Lunge li. UL, Tumor 38 mm. Mediastinale und hiläre LK nicht vergrößert. "
+            "Keine Fernmetastasen.",
+            "de",
+            "N0",
+        ),
+        ("Adenokarzinom der Lunge re. OL, Tumor 2,5 cm. Keine suspekten LK. Keine Fernmetastasen.", "de", "N0"),
+        # a sampled station reported positive, with no node word in its sentence
+        (
+            "Squamous cell carcinoma, right upper lobe, 2.8 cm. EBUS: station 4R fine-needle aspirate positive "
+            "for metastatic squamous cell carcinoma; stations 7 and 4L negative. No distant metastases.",
+            "en",
+            "N2",
+        ),
+        # German side abbreviation does not end the sentence; "kein Befall" negates its station
+        (
+            "Adenokarzinom der Lunge, Tumor im re. ML 6,5 cm, hilärer LK re. (Station 10R) EBUS-positiv, "
+            "mediastinal kein Befall. Keine Fernmetastasen.",
+            "de",
+            "N1",
+        ),
+    ],
+)
+def test_node_wording(text: str, lang: str, n: str) -> None:
+    _, rows = _staged(text, lang)
+    assert rows[0][2] == n
+
+
+def test_german_sizes_after_an_abbreviated_lobe_are_read() -> None:
+    _, rows = _staged("Adenokarzinom der Lunge. Tumor im li. Unterlappen 38 mm. Keine Fernmetastasen.", "de")
+    assert rows[0][:2] == ("lung", "T2a")
+
+
+def test_a_distance_from_the_incisors_is_not_a_size() -> None:
+    findings = extract_findings("Adenokarzinom im dist. Ösophagus 35-39 cm ab Zahnreihe, uT3 uN1.", "de")
+    tumour = findings.tumors[0]
+    assert tumour.size_cm is None and tumour.subsite == "distal esophagus"
+    tnm = stage_tumor(tumour, findings).tnm
+    assert (tnm.prefix, tnm.t, tnm.n) == ("c", "T3", "N1")  # endosonographic staging is clinical
+    assert _who(findings)[0] == "C15.5"
+
+
+@pytest.mark.parametrize(
+    ("text", "m", "secondary"),
+    [
+        (
+            "Invasive ductal carcinoma of the left breast, 3 cm. Bone scan: multiple osteoblastic metastases (L3, L4).",
+            "M1",
+            "C79.5",
+        ),
+        ("Gastric adenocarcinoma, cT3. Staging laparoscopy: peritoneal nodules, cytology positive.", "M1", "C78.6"),
+        (
+            "Prostate adenocarcinoma, Gleason 9. Bone scan: more than 10 lesions in spine, pelvis and ribs.",
+            "M1b",
+            "C79.5",
+        ),
+    ],
+)
+def test_metastasis_wording(text: str, m: str, secondary: str) -> None:
+    findings, rows = _staged(text)
+    assert rows[0][3] == m
+    assert secondary in _who(findings)
+
+
+def test_benign_bone_scan_findings_are_not_metastases() -> None:
+    _, rows = _staged("Prostate adenocarcinoma, cT2a. Bone scan: degenerative lesions in both knees.")
+    assert rows[0][3] != "M1b"
+
+
+def test_no_nodal_or_extrahepatic_disease_excludes_distant_spread() -> None:
+    _, rows = _staged("Hepatocellular carcinoma, single 6 cm lesion. No nodal or extrahepatic disease.")
+    assert rows[0][2:] == ("N0", "M0")
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "t"),
+    [
+        (
+            "PSA 5.2 ng/ml, digital rectal examination unremarkable. Biopsy: acinar adenocarcinoma of the prostate, "
+            "Gleason 3+3=6.",
+            "en",
+            "T1c",
+        ),
+        ("Prostate adenocarcinoma, Gleason 4+5. DRE: hard nodular prostate involving both lobes.", "en", "T2c"),
+        ("Prostate cancer: palpable nodule in less than half of one lobe, Gleason 3+4.", "en", "T2a"),
+        # pathological T2 is organ-confined disease, whatever the lobes involved
+        (
+            "Histologie nach radikaler Prostatektomie: azinäres Adenokarzinom, beidseits, organbegrenzt, 0/12 LK.",
+            "de",
+            "T2",
+        ),
+    ],
+)
+def test_prostate_t_from_examination_or_specimen(text: str, lang: str, t: str) -> None:
+    _, rows = _staged(text, lang)
+    assert rows[0][0] == "prostate" and rows[0][1] == t
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Biopsy: adenocarcinoma. Normal renal and hepatic function.", "en"),
+        ("Histologie: Adenokarzinom. Leberwerte und Nierenfunktion normal.", "de"),
+    ],
+)
+def test_organ_function_is_not_a_tumour_site(text: str, lang: str) -> None:
+    findings = extract_findings(text, lang)  # type: ignore[arg-type]
+    assert [t.site for t in findings.tumors] == ["other"]
+
+
+def test_subsite_words_place_the_primary() -> None:
+    gastric = extract_findings(
+        "Gastroscopy: 5 cm ulcerated tumour on the lesser curvature; biopsy: adenocarcinoma.", "en"
+    )
+    assert _who(gastric)[0] == "C16.5"
+    colon = extract_findings("Erweiterte Hemikolektomie re. bei Karzinom der re. Flexur. Adenokarzinom G3.", "de")
+    assert _who(colon)[0] == "C18.3"
+
+
+def test_a_note_about_two_primaries_keeps_both() -> None:
+    text = (
+        "Tumour board, two synchronous primaries. (1) Right upper lobe: 1.8 cm nodule, biopsy adenocarcinoma, "
+        "no distant metastases. (2) Prostate: PSA 8.0 ng/ml, palpable nodule in less than half of one lobe, "
+        "biopsy acinar adenocarcinoma Gleason 3+4=7."
+    )
+    findings, rows = _staged(text)
+    assert [r[:2] for r in rows] == [("lung", "T1b"), ("prostate", "T2a")]
+    assert {"C34.1", "C61", "C97"} <= set(_who(findings))
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "region"),
+    [
+        ("Hepatozelluläres Karzinom, 5 cm. Hiläre LK 2/7 befallen.", "de", "C77.2"),
+        ("Left renal cell carcinoma 6 cm, hilar lymph nodes positive (2/5).", "en", "C77.2"),
+        ("Adenocarcinoma of the right upper lobe, 3 cm, hilar lymph node positive (1/4).", "en", "C77.1"),
+    ],
+)
+def test_hilar_nodes_are_coded_by_the_primary(text: str, lang: str, region: str) -> None:
+    assert region in _who(extract_findings(text, lang))  # type: ignore[arg-type]
