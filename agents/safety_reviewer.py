@@ -65,7 +65,12 @@ def make_safety_reviewer(verifier: Verifier | None) -> Callable[..., Command[Lit
         findings = state["findings"]
         schemes = list(state["plan"].schemes) if state.get("plan") else []
         tumors = list(state["staging"].tumors) if state.get("staging") else []
-        safety = call_tool(runtime, "review_safety", review_safety, findings=findings, schemes=schemes, tumors=tumors)
+        # the extractor's spans point into the de-identified text: the reviewer reads a condition's
+        # sentence there to tell treated varices from untreated ones
+        text = state["intake"].text if state.get("intake") else None
+        safety = call_tool(
+            runtime, "review_safety", review_safety, findings=findings, schemes=schemes, tumors=tumors, text=text
+        )
         if verifier is not None and schemes and findings.oncology:
             graph = call_tool(
                 runtime,

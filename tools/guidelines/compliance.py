@@ -95,6 +95,11 @@ def compliance_score(scheme: Scheme, rules: GuidelineRules) -> ScoreResult:
             findings=[f"{kind}: no guideline recommendation covers this case ({reason}); refer to the tumour board"],
         )
     if scheme.limited_evidence:
+        safe, foreseen = rules.lowest_risk_pool()
+        if kind == "lowest_risk" and foreseen and not safe:
+            # every acceptable option carries a drug a critical safety rule forbids for this patient:
+            # deferring to the tumour board is the compliant lowest-risk choice
+            return ScoreResult(score=sc.full, level=score_level(sc.full, rules.common))
         top = rules.preferred()
         if top is None:
             excluded = ", ".join(sorted(rules.excluded_drugs))

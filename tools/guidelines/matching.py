@@ -33,6 +33,8 @@ class GuidelineRules:
     limited_reason: str | None = None
     excluded_drugs: frozenset[str] = frozenset()
     withheld: tuple[MatchedRecommendation, ...] = ()
+    forbidden: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per eligible recommendation id, its drugs that a critical safety rule forbids for this patient."""
 
     def preferred(self) -> MatchedRecommendation | None:
         """The option an evidence_priority scheme should follow: the strongest-evidence standard
@@ -51,6 +53,22 @@ class GuidelineRules:
         standard = [m.rec.evidence_level for m in self.eligible if "standard" in m.rec.kinds]
         pool = standard or [m.rec.evidence_level for m in self.eligible]
         return min(pool, key=self.common.level_rank) if pool else None
+
+    def lowest_risk_pool(self) -> tuple[list[MatchedRecommendation], set[str]]:
+        """Options a lowest_risk scheme may follow, and the drugs that kept the others out.
+
+        Standard or lower-toxicity options without a drug the safety review excluded; an option a
+        critical safety rule is certain to stop for this patient (fluoropyrimidines with complete
+        DPD deficiency) is left out, its forbidden drugs returned instead.
+        """
+        acceptable = [
+            m
+            for m in self.eligible
+            if {"standard", "lower_toxicity"} & set(m.rec.kinds) and not (m.rec.drugs() & self.excluded_drugs)
+        ]
+        safe = [m for m in acceptable if not self.forbidden.get(m.rec.id)]
+        foreseen = {d for m in acceptable for d in self.forbidden.get(m.rec.id, frozenset())}
+        return safe, foreseen
 
     def allowed_drugs(self) -> set[str]:
         """Drugs of every applicable recommendation."""
@@ -167,6 +185,16 @@ def rules_for_case(
                 f"organ function, performance status or comorbidity ({titles})"
             )
     logger.debug("guideline rules for %s: %d eligible, limited=%s", site, len(eligible), limited)
+    # imported here: the safety engine reads doses through this package, so a module-level
+    # import would make the two packages import each other while initialising
+    from tools.safety.engine import assess_drugs
+
+    forbidden = {
+        m.rec.id: frozenset(
+            f.drug.lower() for f in assess_drugs(findings, sorted(m.rec.drugs())) if f.severity == "critical" and f.drug
+        )
+        for m in eligible
+    }
     return GuidelineRules(
         profile=profile,
         common=common,
@@ -176,4 +204,5 @@ def rules_for_case(
         limited_reason=limited,
         excluded_drugs=frozenset(d.lower() for d in (excluded_drugs or set())),
         withheld=tuple(withheld),
+        forbidden={k: v for k, v in forbidden.items() if v},
     )

@@ -2,7 +2,8 @@
 
 evidence_priority = the highest-level applicable standard; lowest_risk = the least toxic
 acceptable option once comorbidities, organ function and ECOG are weighed (a safety finding
-makes an option costlier); innovative = newer or trial-based evidence, else trial participation.
+makes an option costlier, and one a critical finding is certain to stop is left out for
+the tumour board); innovative = newer or trial-based evidence, else trial participation.
 When the tables do not cover the case, every scheme defers to the tumour board with the limited
 evidence text and proposes no drug. A stronger standard that the patient's organ function,
 performance status or comorbidity withholds is named in the evidence_priority rationale.
@@ -112,16 +113,20 @@ def _risk(findings: Findings, match: MatchedRecommendation) -> int:
     return match.rec.toxicity + penalty
 
 
-def _no_alternative(kind: SchemeKind, blocked: set[str], rules: GuidelineRules, profile: PatientProfile) -> Scheme:
+def _no_alternative(
+    kind: SchemeKind, blocked: set[str], rules: GuidelineRules, profile: PatientProfile, *, foreseen: bool = False
+) -> Scheme:
     drugs = ", ".join(sorted(blocked))
+    why = (
+        "forbidden for this patient by a critical safety rule"
+        if foreseen
+        else "excluded after the safety review (critical finding)"
+    )
     return Scheme(
         kind=kind,
         title=f"No guideline alternative without {drugs}",
         treatments=[Treatment(name=rules.common.fallback["evidence_priority"].treatment)],
-        rationale=(
-            f"{drugs} excluded after the safety review (critical finding); "
-            f"{rules.common.no_alternative_text}; {LIMITED_EVIDENCE_TEXT}."
-        ),
+        rationale=f"{drugs} {why}; {rules.common.no_alternative_text}; {LIMITED_EVIDENCE_TEXT}.",
         bases=SchemeBases(patient_data=[f for f in (profile.site, profile.stage_group) if f]),
         limited_evidence=True,
     )
@@ -182,8 +187,10 @@ def draft_schemes(
         if withheld
         else ""
     )
-    acceptable = [m for m in usable if {"standard", "lower_toxicity"} & set(m.rec.kinds)]
-    lr = min(acceptable, key=lambda m: (_risk(findings, m), *_rank_level(rules, m))) if acceptable else None
+    # the lowest-risk scheme never offers an option a critical safety rule is certain to stop
+    # (fluoropyrimidines with complete DPD deficiency): a safe option, else the tumour board
+    safe, foreseen = rules.lowest_risk_pool()
+    lr = min(safe, key=lambda m: (_risk(findings, m), *_rank_level(rules, m))) if safe else None
     used = {m.rec.id for m in (ep, lr) if m is not None}
     newer = [m for m in usable if "innovative" in m.rec.kinds and m.rec.id not in used]
     newer = newer or [m for m in usable if "innovative" in m.rec.kinds]
@@ -211,8 +218,10 @@ def draft_schemes(
                 guideline_ref=rec.id,
             )
         )
-    if lr is None:
-        schemes.append(_no_alternative("lowest_risk", blocked, rules, profile))
+    if lr is None and foreseen and not blocked:
+        schemes.append(_no_alternative("lowest_risk", foreseen, rules, profile, foreseen=True))
+    elif lr is None:
+        schemes.append(_no_alternative("lowest_risk", blocked | foreseen, rules, profile))
     else:
         rec = lr.rec
         same = ep is not None and lr.rec.id == ep.rec.id

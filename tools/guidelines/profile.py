@@ -92,6 +92,9 @@ class PatientProfile:
             return self.bclc is not None or self.setting == "adjuvant"
         if self.site == "prostate":
             return self.metastatic or self.risk_group is not None or self.setting == "adjuvant"
+        if self.setting == "post_neoadjuvant" and self.residual_disease is not None:
+            # ypT0 ypN0 has no AJCC stage group, yet the response itself decides what follows
+            return True
         return self.stage_group is not None or self.metastatic or bool(self.stage_candidates)
 
 

@@ -7,12 +7,13 @@ that trigger it; a critical finding stops the report (emergency stop) until a ch
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from oncoboard.domain import Findings, Safety, SafetyFinding, Scheme, Tumor
 from tools.guidelines.doses import parse_dose_text
 from tools.guidelines.profile import normalise_name
+from tools.safety.qualifiers import resolved_conditions
 from tools.safety.rules import SafetyKnowledge, SafetyRule, Trigger, safety_knowledge
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,10 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _trigger_basis(trigger: Trigger, findings: Findings, know: SafetyKnowledge) -> str | None:
-    """The patient data that satisfies ``trigger``, or ``None``."""
+def _trigger_basis(
+    trigger: Trigger, findings: Findings, know: SafetyKnowledge, resolved: Mapping[str, str] | None = None
+) -> str | None:
+    """The patient data that satisfies ``trigger``, or ``None``; ``resolved`` conditions do not count."""
     if trigger.lab is not None:
         for key in [trigger.lab, *trigger.fallback_labs]:
             value = findings.labs.get(key)
@@ -39,7 +42,7 @@ def _trigger_basis(trigger: Trigger, findings: Findings, know: SafetyKnowledge) 
     if trigger.pregnancy:
         return "pregnancy" if findings.pregnant or "pregnancy" in findings.conditions else None
     if trigger.conditions:
-        hits = [c for c in trigger.conditions if c in findings.conditions]
+        hits = [c for c in trigger.conditions if c in findings.conditions and c not in (resolved or {})]
         return ", ".join(c.replace("_", " ") for c in hits) if hits else None
     if trigger.biomarker:
         wanted = {normalise_name(n) for n in trigger.biomarker}
@@ -68,26 +71,57 @@ def _trigger_basis(trigger: Trigger, findings: Findings, know: SafetyKnowledge) 
     return None
 
 
-def _rule_basis(rule: SafetyRule, findings: Findings, know: SafetyKnowledge) -> str | None:
+def _rule_basis(
+    rule: SafetyRule, findings: Findings, know: SafetyKnowledge, resolved: Mapping[str, str] | None = None
+) -> str | None:
     for trigger in rule.triggers:
-        basis = _trigger_basis(trigger, findings, know)
+        basis = _trigger_basis(trigger, findings, know, resolved)
         if basis is not None:
             return basis
     return None
 
 
-def assess_drugs(findings: Findings, drugs: Iterable[str]) -> list[SafetyFinding]:
-    """Rule findings for a set of drugs and one patient (dose limits are not part of this)."""
+def _set_aside_findings(
+    rule: SafetyRule, drugs: list[str], findings: Findings, know: SafetyKnowledge, resolved: Mapping[str, str]
+) -> list[SafetyFinding]:
+    """Info findings for a rule that only a condition stated as treated kept from firing."""
+    if not resolved or _rule_basis(rule, findings, know) is None:
+        return []
+    conditions = [c for t in rule.triggers for c in t.conditions if c in resolved]
+    evidence = "; ".join(resolved[c] for c in dict.fromkeys(conditions))
+    return [
+        SafetyFinding(
+            severity="info",
+            drug=drug,
+            reason=f"not applied, the text states the condition as treated ({rule.id}: {rule.reason})",
+            basis=evidence,
+            rule_id=f"{rule.id}-SET-ASIDE",
+        )
+        for drug in drugs
+    ]
+
+
+def assess_drugs(
+    findings: Findings, drugs: Iterable[str], resolved: Mapping[str, str] | None = None
+) -> list[SafetyFinding]:
+    """Rule findings for a set of drugs and one patient (dose limits are not part of this).
+
+    ``resolved`` maps conditions the case text states as treated (see
+    ``tools.safety.qualifiers.resolved_conditions``) to their evidence: they do not trigger a rule,
+    and a rule they alone would have fired is reported as an info finding for the audit.
+    """
     know = safety_knowledge()
     wanted = sorted({d.lower() for d in drugs})
     fired: dict[tuple[str, str], tuple[SafetyRule, str]] = {}
+    set_aside: list[SafetyFinding] = []
     for rule in know.rules.rules:
         covered = know.rule_drugs(rule)
         hits = [d for d in wanted if d in covered]
         if not hits:
             continue
-        basis = _rule_basis(rule, findings, know)
+        basis = _rule_basis(rule, findings, know, resolved)
         if basis is None:
+            set_aside += _set_aside_findings(rule, hits, findings, know, resolved or {})
             continue
         for drug in hits:
             key = (rule.group or rule.id, drug)
@@ -98,7 +132,7 @@ def assess_drugs(findings: Findings, drugs: Iterable[str]) -> list[SafetyFinding
     return [
         SafetyFinding(severity=rule.severity, drug=drug, reason=rule.reason, basis=basis, rule_id=rule.id)
         for (_, drug), (rule, basis) in sorted(fired.items(), key=lambda kv: (kv[0][1], kv[1][0].id))
-    ]
+    ] + set_aside
 
 
 def dose_limit_findings(schemes: Iterable[Scheme]) -> list[SafetyFinding]:
@@ -129,7 +163,9 @@ def dose_limit_findings(schemes: Iterable[Scheme]) -> list[SafetyFinding]:
     return list(out.values())
 
 
-def withheld_findings(findings: Findings, tumors: list[Tumor], schemes: list[Scheme]) -> list[SafetyFinding]:
+def withheld_findings(
+    findings: Findings, tumors: list[Tumor], schemes: list[Scheme], resolved: Mapping[str, str] | None = None
+) -> list[SafetyFinding]:
     """Warnings for the drugs of guideline regimens the patient's own condition rules out.
 
     When the stage and biomarkers call for a regimen (cisplatin chemoradiotherapy, dual HER2
@@ -151,7 +187,7 @@ def withheld_findings(findings: Findings, tumors: list[Tumor], schemes: list[Sch
         for drug in sorted(match.rec.drugs() - proposed):
             regimens.setdefault(drug, []).append(f"'{match.rec.title}' [{match.rec.id}]")
     out: list[SafetyFinding] = []
-    for finding in assess_drugs(findings, list(regimens)):
+    for finding in assess_drugs(findings, list(regimens), resolved):
         if finding.severity == "info" or finding.drug is None:
             continue
         withheld = ", ".join(dict.fromkeys(regimens[finding.drug]))
@@ -167,17 +203,22 @@ def withheld_findings(findings: Findings, tumors: list[Tumor], schemes: list[Sch
     return out
 
 
-def review_safety(findings: Findings, schemes: list[Scheme], tumors: list[Tumor] | None = None) -> Safety:
+def review_safety(
+    findings: Findings, schemes: list[Scheme], tumors: list[Tumor] | None = None, text: str | None = None
+) -> Safety:
     """Review every drug of every scheme against the safety rules and the dose limits.
 
     With ``tumors``, regimens the guideline tables withhold for this patient's condition are
-    named too (see ``withheld_findings``). Status: ``emergency_stop`` with any critical finding,
-    ``warning`` with any warning, else ``ok``.
+    named too (see ``withheld_findings``). With the de-identified case ``text`` the extractor's
+    spans point into, a condition every mention of which is stated as treated (banded varices)
+    does not trigger the rules about its untreated state. Status: ``emergency_stop`` with any
+    critical finding, ``warning`` with any warning, else ``ok``.
     """
+    resolved = resolved_conditions(findings, text)
     drugs = {d.lower() for s in schemes for t in s.treatments for d in t.drugs}
-    result = assess_drugs(findings, drugs) + dose_limit_findings(schemes)
+    result = assess_drugs(findings, drugs, resolved) + dose_limit_findings(schemes)
     if tumors:
-        result += withheld_findings(findings, tumors, schemes)
+        result += withheld_findings(findings, tumors, schemes, resolved)
     severities = {f.severity for f in result}
     status: Literal["ok", "warning", "emergency_stop"] = (
         "emergency_stop" if "critical" in severities else "warning" if "warning" in severities else "ok"

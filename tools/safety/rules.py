@@ -68,6 +68,17 @@ class LabLabel(_Model):
     unit: str
 
 
+class ConditionQualifier(_Model):
+    """Cues in a condition's sentence that mark it as treated, or as still at risk despite treatment."""
+
+    treated: list[str] = Field(description="Words that state the condition as already treated (banded, ligated).")
+    still_at_risk: list[str] = Field(
+        default_factory=list,
+        description="Words that keep the condition active even with a treated cue (untreated, bleeding, planned).",
+    )
+    note: str = Field(description="How a finding's basis names the set-aside condition.")
+
+
 class RulesTable(_Model):
     """``knowledge/safety/rules.yaml``."""
 
@@ -75,7 +86,15 @@ class RulesTable(_Model):
     edition: str
     description: str | None = None
     lab_labels: dict[str, LabLabel]
+    condition_qualifiers: dict[str, ConditionQualifier] = Field(default_factory=dict)
     rules: list[SafetyRule]
+
+    @model_validator(mode="after")
+    def _known_qualified_conditions(self) -> RulesTable:
+        for term in self.condition_qualifiers:
+            if term not in CONDITION_TERMS:
+                raise ValueError(f"unknown qualified condition term {term}")
+        return self
 
 
 class MaxDose(_Model):
