@@ -167,3 +167,12 @@ def test_a_note_about_two_primaries_keeps_both() -> None:
 )
 def test_hilar_nodes_are_coded_by_the_primary(text: str, lang: str, region: str) -> None:
     assert region in _who(extract_findings(text, lang))  # type: ignore[arg-type]
+
+
+def test_a_quoted_category_definition_is_not_a_finding() -> None:
+    text = (
+        "Adenocarcinoma of the right lower lobe, 2.5 cm. Primary tumor: pT1c: Tumor more than 2 cm but not more "
+        "than 3 cm. For reference, pT3: Tumor which is >7 cm or invades chest wall, diaphragm or parietal pericardium."
+    )
+    tumour = extract_findings(text, "en").tumors[0]
+    assert not {"chest_wall", "diaphragm", "pericardium"} & set(tumour.extent)

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 _TABLE = "organ_extent"
 _ETE = "extrathyroidal_extension"
 # "pT3a Tumor invades ...", "pT2: Tumor more than 2 cm ...": the report quoting the T definitions
-_DEFINITION = re.compile(
+QUOTED_T_DEFINITION = re.compile(
     r"(?<![A-Za-z])[pcy]?T(?:[0-4][a-d]?|is|x)\b\s*[:\-]?\s*(?:tumou?r|extends|invades|more than|greater than|>)",
     re.IGNORECASE,
 )
@@ -167,7 +167,7 @@ def find_organ_extent(text: str, ctx: TextContext, site: str) -> tuple[list[tupl
 
     def quoted_definition(clause: tuple[int, int]) -> bool:
         if clause not in definition_clauses:
-            definition_clauses[clause] = bool(_DEFINITION.search(text, clause[0], clause[1]))
+            definition_clauses[clause] = bool(QUOTED_T_DEFINITION.search(text, clause[0], clause[1]))
         return definition_clauses[clause]
 
     def record(term: str, span: tuple[int, int], status: Assertion) -> None:

@@ -18,6 +18,7 @@ from functools import lru_cache
 from oncoboard.domain import EXTENT_TERMS, METASTASIS_SITES, Entity, NodeFinding
 from tools.extraction.lexicon import Hit, HitIndex, PhraseMatcher, flat_matcher, lexicon, matcher
 from tools.extraction.negation import Assertion, TextContext
+from tools.extraction.organ_extent import QUOTED_T_DEFINITION
 
 _JOIN = re.compile(r"^[\s,]*(?:and|und|or|oder|sowie|&|/|,)?[\s,]*$", re.IGNORECASE)
 _COUNT_SLASH = re.compile(r"(?<![\d/.,])\(?\s*(\d{1,2})\s*/\s*(\d{1,3})\s*\)?(?![\d/])")
@@ -554,6 +555,11 @@ def find_extent(text: str, ctx: TextContext) -> tuple[list[tuple[str, int, int]]
     entities: list[Entity] = []
     for hit in matcher("extent", "terms").find(text):
         if hit.value not in EXTENT_TERMS:
+            continue
+        clause = ctx.clause(hit.start)
+        if QUOTED_T_DEFINITION.search(text, clause[0], clause[1]):
+            # "pT3: Tumor which is >7 cm or invades chest wall, diaphragm ...": the report quotes the
+            # definition of its category; the structures it lists are not findings
             continue
         status = ctx.assertion(hit.start, hit.end)
         entities.append(
