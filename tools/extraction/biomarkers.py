@@ -27,8 +27,11 @@ _LIST_GAP = re.compile(r"^[\s,;/:()]*(?:and|und|or|oder|sowie|&)?[\s,;/:()]*$", 
 _PERCENT = re.compile(r"(?P<cmp>[<>≤≥]=?)?\s*(?P<val>\d{1,3}(?:[.,]\d{1,2})?)\s*%")
 _ALLRED_NUM = re.compile(r"^\D{0,12}?(\d{1,2})(?:\s*/\s*8)?")
 _IHC_PLUS = re.compile(r"(?<![\w.,])([0-3])\s?\+")
-_IHC_WORD = re.compile(r"(?i)(?:ihc|score|immunhistochemi\w*|immunohistochemi\w*)\s*:?\s*\(?([0-3])(?![\d.,%])")
-_IHC_BARE = re.compile(r"^\s*[:(]?\s*([0-3])(?![\d.,%+/])")
+# a score digit is not the start of a number ("0.5", "1,2", "30 %"); a full stop after it ends
+# the sentence ("HER2 IHC 0.")
+_NOT_A_NUMBER = r"(?!\d|[.,]\d|\s*%)"
+_IHC_WORD = re.compile(r"(?i)(?:ihc|score|immunhistochemi\w*|immunohistochemi\w*)\s*:?\s*\(?([0-3])" + _NOT_A_NUMBER)
+_IHC_BARE = re.compile(r"^\s*[:(]?\s*([0-3])" + _NOT_A_NUMBER + r"(?![+/])")
 _PDL1 = re.compile(
     r"(?i)(?:(?P<kind>tps|cps|tc|ic|tumor proportion score|combined positive score)\s*[:=]?\s*)?"
     r"(?P<cmp>[<>≤≥]=?)?\s*(?P<val>\d{1,3}(?:[.,]\d{1,2})?)(?P<pct>\s*%)?(?![\w\d])"
@@ -133,6 +136,8 @@ def find_biomarkers(
             # names what was tested and the list's status decides. A list that opens with the variant
             # ("EGFR exon 19 deletion, ALK and ROS1 negative") reports the variant as found.
             parsed = MarkerResult(f"{parsed.result} {tail[0]}", tail[1], 1)
+        if parsed is None:
+            parsed = _preceding_result(text, h.start, max(clause[0], hits[i - 1].end if i > 0 else 0))
         if parsed is not None and parsed.detail == 1:
             tails[i] = (parsed.result.split()[-1], parsed.status)
         elif tail is not None and parsed is not None and parsed.detail == 1:
@@ -143,6 +148,8 @@ def find_biomarkers(
                 parsed = MarkerResult("negative", "negative", 1)
         elif status in ("uncertain", "hypothetical") and parsed is not None:
             parsed = MarkerResult(parsed.result, "unknown", 0)
+        elif parsed is not None and parsed.status == "positive" and h.value[0] in _germline_markers():
+            parsed = _with_origin(text, parsed, max(clause[0], h.start - 60), h.end, window)
         results[i] = parsed
     chosen: dict[str, MarkerResult] = {}
     entities: list[Entity] = []
@@ -162,6 +169,37 @@ def find_biomarkers(
             st: Status = "positive" if panel_status == "positive" else "negative"
             _keep(chosen, name, MarkerResult(p.text.strip(), st, 1))
     return [Biomarker(name=n, result=r.result, status=r.status) for n, r in chosen.items()], entities
+
+
+def _preceding_result(text: str, start: int, floor: int) -> MarkerResult | None:
+    """The result a phrase right before the marker name states ("pathogenic BRCA2 variant")."""
+    before = text[floor:start]
+    hits = matcher("biomarkers", "preceding_results").find(before)
+    if not hits or not re.fullmatch(r"[\s\-:]*", before[hits[-1].end :]):
+        return None
+    return MarkerResult(hits[-1].value, "positive", 1)
+
+
+@lru_cache(maxsize=1)
+def _germline_markers() -> frozenset[str]:
+    return frozenset(str(m) for m in _table().get("germline_markers", []))
+
+
+def _with_origin(text: str, res: MarkerResult, start: int, end: int, window: str) -> MarkerResult:
+    """``res`` marked as germline when the text says the variant is inherited.
+
+    The origin decides who else needs counselling and which trials apply, so it is kept in the
+    result ("germline pathogenic variant"); the marker's own statement reaches to the next comma.
+    """
+    if "germline" in res.result or "keimbahn" in res.result:
+        return res
+    own = re.split(r"[,;]", window, maxsplit=1)[0]
+    region = text[start:end] + own
+    if flat_matcher("biomarkers", "somatic_cues").find(region):
+        return res
+    if not flat_matcher("biomarkers", "germline_cues").find(region):
+        return res
+    return MarkerResult(f"germline {res.result}", res.status, res.detail)
 
 
 def _variant_is_list_item(name: str, window: str) -> bool:
@@ -194,6 +232,10 @@ def _parse(name: str, window: str) -> MarkerResult | None:
         pd = _parse_pdl1(window)
         if pd is not None:
             return pd
+    if name == "CLDN18.2":
+        claudin = _parse_claudin(window)
+        if claudin is not None:
+            return claudin
     if name == "Ki-67":
         pct = _PERCENT.search(window)
         if pct:
@@ -202,7 +244,8 @@ def _parse(name: str, window: str) -> MarkerResult | None:
     variants = _variant_matcher(name).find(window)
     words = _status_word(window)
     if variants:
-        negative_first = words is not None and words[1] == "negative" and words[2] < variants[0].start
+        # "no mutation, L858R tested" and "variant of uncertain significance" do not report a variant
+        negative_first = words is not None and words[1] != "positive" and words[2] <= variants[0].start
         if not negative_first:
             # co-occurring variants are one result ("L858R, T790M")
             named = ", ".join(dict.fromkeys(v.value for v in variants))
@@ -266,6 +309,12 @@ def _parse_her2(window: str) -> MarkerResult | None:
         after = _status_word(window[ish_hits[0].end :])
         if after is not None and after[1] != "unknown":
             ish = after[1] == "positive"
+    elif ihc is not None:
+        # "HER2 2+, nicht amplifiziert": amplification is what in-situ hybridisation measures, so
+        # an amplification word settles an IHC score even when the test is not named
+        word = _status_word(window)
+        if word is not None and word[0] in ("amplified", "not amplified"):
+            ish = word[0] == "amplified"
     if ihc is None and ish is None:
         return None
     parts = []
@@ -285,6 +334,23 @@ def _parse_her2(window: str) -> MarkerResult | None:
     if status == "negative" and ihc in (1, 2):
         result += " (HER2-low)"
     return MarkerResult(result, status, 3)
+
+
+def _parse_claudin(window: str) -> MarkerResult | None:
+    """Claudin 18.2: a stated status, else the share of tumour cells stained 2+/3+."""
+    word = _status_word(window)
+    pct = _PERCENT.search(window)
+    share = f"{pct.group('cmp') or ''}{pct.group('val').replace(',', '.')}%" if pct and pct.start() <= 40 else None
+    if word is not None and word[1] != "unknown":
+        return MarkerResult(f"{word[0]} ({share})" if share else word[0], word[1], 2 if share else 1)
+    if pct is None or share is None:
+        return None
+    value = parse_number(pct.group("val"))
+    if value is None:
+        return None
+    below = (pct.group("cmp") or "").startswith(("<", "≤"))
+    positive = value >= _threshold("claudin18_2_positive_percent") and not below
+    return MarkerResult(share, "positive" if positive else "negative", 2)
 
 
 def _parse_pdl1(window: str) -> MarkerResult | None:

@@ -75,6 +75,25 @@ def _list_breaks() -> re.Pattern[str]:
 
 
 @lru_cache(maxsize=1)
+def _comma_bound() -> frozenset[str]:
+    """Pre-cues that negate only the word or phrase right after them ("nicht amplifiziert")."""
+    return frozenset(str(c).lower() for c in lexicon("cues").get("comma_bound_pre", []))
+
+
+def _closes_bracket(span: str) -> bool:
+    """Whether ``span`` closes a bracket that it did not open: the cue before it sat inside one."""
+    depth = 0
+    for ch in span:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth < 0:
+                return True
+    return False
+
+
+@lru_cache(maxsize=1)
 def _windows() -> tuple[int, int]:
     win = lexicon("cues").get("window_words", {})
     return int(win.get("pre", 8)), int(win.get("post", 4))
@@ -140,6 +159,15 @@ class TextContext:
             # "without nodal enlargement, multiple liver metastases": a new counted item after a
             # comma leaves the scope of the cue before it
             if cue.value.direction in ("pre", "both") and _list_breaks().search(self.text, cue.end, start):
+                break
+            between = self.text[cue.end : start]
+            # "HER2 negativ (Score 1+, ISH nicht amplifiziert), Ki-67 70 %": a cue inside a bracket
+            # that closes before the mention negates only what the bracket holds
+            if _closes_bracket(between):
+                break
+            # "ISH nicht amplifiziert, Ki-67 70 %": an adverbial "nicht"/"not" negates the phrase it
+            # stands before; the next list item after a comma is a statement of its own
+            if "," in between and cue.text.lower() in _comma_bound():
                 break
             if cue.value.direction in ("pre", "both"):
                 found = cue.value.kind

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from oncoboard.domain import CONDITION_TERMS, LAB_KEYS, Entity
+from oncoboard.knowledge import load_table
 from tools.extraction.lexicon import PhraseMatcher, flat_matcher, lexicon, matcher
 from tools.extraction.negation import TextContext
 from tools.extraction.numbers import NUMBER, parse_number
+
+logger = logging.getLogger(__name__)
 
 _AFTER_VALUE = re.compile(rf"^[^\n\d]{{0,22}}?(?P<cmp>[<>≤≥]=?)?\s*(?P<val>{NUMBER})(?![\d])\s*(?P<unit>[^\s,;()]*)")
 _ECOG_VALUE = re.compile(r"^\W{0,4}(?:(?:score|status|of|von|=|:|is|was|ist|war)\W{0,3}){0,3}([0-5])(?![\d%]|[.,]\d)")
 _KPS_VALUE = re.compile(
     r"^\W{0,4}(?:(?:score|status|of|von|=|:|is|was|ist|war)\W{0,3}){0,3}(\d{2,3})(?:\s*%)?(?![\d.,])"
 )
-_CP_SCORE = re.compile(r"^\s*[\(\-]?\s*(?:score\s*)?(\d{1,2})(?![\d.,])")
+_CP_SCORE = re.compile(r"(?i)^\s*[\(\-]?\s*(?:(?:score|punkte|points)\s*:?\s*)?(\d{1,2})(?!\d|[.,]\d)")
 
 
 @dataclass
@@ -170,14 +174,74 @@ def _labs(text: str, ctx: TextContext, facts: PatientFacts) -> None:
         while end > hit.end and text[end - 1] in ".:":
             end -= 1
         facts.entities.append(Entity(text=text[hit.start : end], label="LAB", start=hit.start, end=end, code=key))
-    for hit in matcher("labs", "child_pugh_class").find(text):
-        if ctx.assertion(hit.start, hit.end) != "affirmed":
+    _child_pugh(text, ctx, facts)
+
+
+@lru_cache(maxsize=1)
+def _child_pugh_spec() -> tuple[re.Pattern[str], dict[str, str], frozenset[str], frozenset[str]]:
+    """The Child-Pugh pattern, letter -> condition, short cues and capital-only cues."""
+    spec = lexicon("labs")["child_pugh"]
+
+    def alternation(terms: list[Any]) -> str:
+        # blanks and hyphens between tokens match any run of them, as in the phrase matcher
+        tokens = (re.split(r"[\s\-]+", str(t).strip().lower()) for t in terms)
+        escaped = (r"[\s\-]*".join(re.escape(tok) for tok in toks) for toks in tokens)
+        return "|".join(sorted(escaped, key=len, reverse=True))
+
+    pattern = re.compile(
+        rf"(?i)(?<![\w\-])(?P<cue>{alternation(spec['cues'])})(?P<sep>[\s\-:]*)"
+        rf"(?:(?:{alternation(spec['class_words'])})[\s\-:]*)?"
+        r"(?P<cls>[abc])(?:[\s\-]?(?P<pts>\d{1,2}))?(?![\w])"
+    )
+    classes = {str(k).lower(): str(v) for k, v in spec["classes"].items()}
+    short = frozenset(str(c).lower() for c in spec.get("short_cues", []))
+    upper = frozenset(str(c).lower() for c in spec.get("upper_case_cues", []))
+    return pattern, classes, short, upper
+
+
+@lru_cache(maxsize=1)
+def _child_pugh_bands() -> dict[str, tuple[int, int]]:
+    """Child-Pugh class -> (min, max) points, from the table the BCLC stager reads."""
+    bands = load_table("tnm/bclc.yaml")["child_pugh"]["score_classes"]
+    return {str(b["class"]).upper(): (int(b["min"]), int(b["max"])) for b in bands}
+
+
+def _child_pugh(text: str, ctx: TextContext, facts: PatientFacts) -> None:
+    """Child-Pugh class (a condition) and points (a lab value) as stated."""
+    pattern, classes, short, upper = _child_pugh_spec()
+    bands = _child_pugh_bands()
+    for m in pattern.finditer(text):
+        cue = re.sub(r"[\s\-]+", " ", m.group("cue").lower())
+        letter = m.group("cls")
+        if cue in short and (not letter.isupper() or not m.group("sep")):
             continue
-        _add_condition(facts, hit.value)
-        facts.entities.append(Entity(text=hit.text, label="CONDITION", start=hit.start, end=hit.end, code=hit.value))
-        score = _CP_SCORE.match(text[hit.end : hit.end + 12])
-        if score and "child_pugh_score" not in facts.labs and 5 <= int(score.group(1)) <= 15:
-            facts.labs["child_pugh_score"] = float(score.group(1))
+        if cue in upper and not m.group("cue").isupper():
+            continue
+        if ctx.assertion(m.start(), m.end()) != "affirmed":
+            continue
+        condition = classes[letter.lower()]
+        points_text = m.group("pts")
+        end = m.end()
+        if points_text is None:
+            after = _CP_SCORE.match(text[end : end + 16])
+            points_text = after.group(1) if after else None
+        points = int(points_text) if points_text is not None else None
+        low, high = bands.get(letter.upper(), (5, 15))
+        if points is not None and not (low <= points <= high):
+            lowest, highest = min(b[0] for b in bands.values()), max(b[1] for b in bands.values())
+            if lowest <= points <= highest:
+                # "Child-Pugh A9": class and points disagree; which one is wrong cannot be told from
+                # the text, so neither becomes a fact and the mention stays visible for review
+                logger.warning("Child-Pugh class %s with %d points is inconsistent; not used", letter.upper(), points)
+                facts.entities.append(
+                    Entity(text=m.group(0), label="CONDITION_UNCERTAIN", start=m.start(), end=end, code=condition)
+                )
+                continue
+            points = None
+        _add_condition(facts, condition)
+        facts.entities.append(Entity(text=m.group(0), label="CONDITION", start=m.start(), end=end, code=condition))
+        if points is not None and "child_pugh_score" not in facts.labs:
+            facts.labs["child_pugh_score"] = float(points)
 
 
 def _add_condition(facts: PatientFacts, condition: str) -> None:
@@ -185,29 +249,47 @@ def _add_condition(facts: PatientFacts, condition: str) -> None:
         facts.conditions.append(condition)
 
 
+@lru_cache(maxsize=1)
+def _condition_matcher() -> PhraseMatcher[tuple[str, ...]]:
+    """Condition phrases; a phrase listed under several conditions names them all.
+
+    "Ösophagusvarizenblutung" is both varices and a recent bleeding: the safety rules read each
+    on its own (treated varices no longer count, a bleeding two weeks ago still does).
+    """
+    by_term: dict[str, list[str]] = {}
+    for condition, terms in lexicon("conditions")["terms"].items():
+        for term in terms:
+            named = by_term.setdefault(str(term).lower(), [])
+            if str(condition) not in named:
+                named.append(str(condition))
+    return PhraseMatcher((term, tuple(conditions)) for term, conditions in by_term.items())
+
+
 def _conditions(text: str, ctx: TextContext, facts: PatientFacts) -> None:
     table = lexicon("conditions")
     active = flat_matcher("conditions", "active_cues").find(text)
-    for hit in matcher("conditions", "terms").find(text):
+    for hit in _condition_matcher().find(text):
         status = ctx.assertion(hit.start, hit.end)
-        if status != "affirmed":
-            facts.entities.append(
-                Entity(
-                    text=hit.text,
-                    label=f"CONDITION_{status.upper()}",
-                    start=hit.start,
-                    end=hit.end,
-                    code=hit.value,
+        for condition in hit.value:
+            if status != "affirmed":
+                facts.entities.append(
+                    Entity(
+                        text=hit.text,
+                        label=f"CONDITION_{status.upper()}",
+                        start=hit.start,
+                        end=hit.end,
+                        code=condition,
+                    )
                 )
+                continue
+            if condition == "autoimmune_disease" and any(
+                ctx.clause(a.start) == ctx.clause(hit.start) and abs(a.start - hit.start) < 60 for a in active
+            ):
+                condition = "active_autoimmune_disease"
+            _add_condition(facts, condition)
+            facts.entities.append(
+                Entity(text=hit.text, label="CONDITION", start=hit.start, end=hit.end, code=condition)
             )
-            continue
-        condition = hit.value
-        if condition == "autoimmune_disease" and any(
-            ctx.clause(a.start) == ctx.clause(hit.start) and abs(a.start - hit.start) < 60 for a in active
-        ):
-            condition = "active_autoimmune_disease"
-        _add_condition(facts, condition)
-        facts.entities.append(Entity(text=hit.text, label="CONDITION", start=hit.start, end=hit.end, code=condition))
     for source, implied in table.get("implies", {}).items():
         if source in facts.conditions:
             for cond in implied:
