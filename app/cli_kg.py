@@ -14,9 +14,12 @@ app = typer.Typer(no_args_is_help=True, help="Knowledge graph: build, stats, que
 
 def _open_store() -> Any:
     from oncoboard.config import get_settings
-    from tools.kg.store import open_graph_store
+    from tools.kg.store import GraphStoreBusy, open_graph_store
 
-    return open_graph_store(get_settings())
+    try:
+        return open_graph_store(get_settings())
+    except GraphStoreBusy as exc:
+        _fail(f"{exc}; stop the server or workers that hold it, or wait for them, and run again")
 
 
 def _fail(reason: str) -> None:

@@ -80,13 +80,11 @@ def prepare(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     db = open_database(settings)
     retriever = StoreRetriever(db)
-    from tools.kg.build import ensure_built
-    from tools.kg.store import open_graph_store
+    from tools.kg.build import open_shared_store
 
     stats = retriever.store.stats()
-    graph = open_graph_store(settings)
+    graph = open_shared_store(settings)
     try:
-        ensure_built(graph)
         graph_stats = graph.stats()
     finally:
         graph.close()

@@ -532,3 +532,60 @@ def test_transe_prefers_true_triples(tmp_path: Path) -> None:
     assert again.plausibility("drug4", "TARGETS", "gene1") == pytest.approx(
         model.plausibility("drug4", "TARGETS", "gene1")
     )
+
+
+def test_processes_share_the_built_graph_read_only_and_wait_for_a_writer(tmp_path: Path) -> None:
+    """A server, its workers and a command-line consult read one embedded graph at the same time."""
+    import subprocess
+    import sys
+
+    from tools.kg.build import open_shared_store
+    from tools.kg.store import GraphStoreBusy
+
+    settings = Settings(data_dir=tmp_path)
+    first = open_shared_store(settings)
+    assert isinstance(first, LadybugStore) and first.read_only
+    nodes = first.stats()["total_nodes"]
+    hold = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tools.kg.store import LadybugStore\n"
+        "store = LadybugStore(Path(sys.argv[1]) / 'kg', read_only=sys.argv[2] == 'r')\n"
+        "print('open', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    reader = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path), "r"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        second = open_shared_store(settings, wait_s=5)  # another process reads too: no lock conflict
+        assert second.stats()["total_nodes"] == nodes
+        second.close()
+    finally:
+        reader.kill()
+        reader.wait()
+    # a process holding the built graph for writing does not stop readers
+    writer = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path), "w"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "open"
+        third = open_shared_store(settings, wait_s=5)
+        assert third.stats()["total_nodes"] == nodes
+        third.close()
+    finally:
+        writer.kill()
+        writer.wait()
+    first.close()
+    # a graph not yet built while another process holds it for writing (building): wait, then give up
+    fresh = tmp_path / "fresh"
+    builder = subprocess.Popen([sys.executable, "-c", hold, str(fresh), "w"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert builder.stdout is not None and builder.stdout.readline().strip() == "open"
+        started = time.monotonic()
+        with pytest.raises(GraphStoreBusy, match="in use by another process"):
+            open_shared_store(Settings(data_dir=fresh), wait_s=1.0)
+        assert time.monotonic() - started >= 1.0
+    finally:
+        builder.kill()
+        builder.wait()
+    rebuilt = open_shared_store(Settings(data_dir=fresh), wait_s=5)
+    assert isinstance(rebuilt, LadybugStore) and rebuilt.read_only and rebuilt.stats()["total_nodes"] == nodes
+    rebuilt.close()

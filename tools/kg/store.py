@@ -24,6 +24,10 @@ class GraphQueryError(RuntimeError):
     """A Cypher statement the backend rejected (syntax, unknown table, constraint)."""
 
 
+class GraphStoreBusy(RuntimeError):
+    """The embedded graph is locked by another process (one writer excludes every other opener)."""
+
+
 #: Rows per UNWIND batch; large enough to keep round trips few, small enough for Neo4j transactions.
 BATCH_SIZE = 2000
 
@@ -116,19 +120,36 @@ class _CypherStoreBase(ABC):
 class LadybugStore(_CypherStoreBase):
     """The embedded graph: a ``ladybug`` database in a directory of its own."""
 
-    def __init__(self, directory: Path | str) -> None:
-        """Open (or create) the embedded database under ``directory``."""
+    def __init__(self, directory: Path | str, *, read_only: bool = False) -> None:
+        """Open (or create) the embedded database under ``directory``.
+
+        ``read_only`` opens a built graph for queries only; any number of processes (server, workers,
+        command line) may hold it so at once, while a writer needs it to themselves.
+        """
         import ladybug
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._db = ladybug.Database(str(self.directory / "graph.lbug"))
+        self.read_only = read_only
+        try:
+            self._db = ladybug.Database(str(self.path), read_only=read_only)
+        except RuntimeError as exc:
+            if "lock" in str(exc).lower():
+                raise GraphStoreBusy(f"the knowledge graph at {self.path} is in use by another process: {exc}") from exc
+            raise
         self._conn = ladybug.Connection(self._db)
         # One connection serves the whole process; graph nodes may run in worker threads.
         self._lock = threading.Lock()
 
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.directory / "graph.lbug"
+
     def bootstrap_schema(self) -> None:
         """Create the node and relationship tables declared in ``tools.kg.schema``; idempotent."""
+        if self.read_only:
+            return
         columns = ", ".join(f"{name} {typ}" for name, typ in NODE_PROPERTIES.items())
         for label in NODE_LABELS:
             self.query(f"CREATE NODE TABLE IF NOT EXISTS {label}({columns}, PRIMARY KEY(id))")

@@ -167,9 +167,7 @@ def train_transe(
         float(loss.detach()),
         time.perf_counter() - started,
     )
-    return TransEModel(
-        entities, relations, entity_emb.detach().clone(), relation_emb.detach().clone(), center, scale
-    )
+    return TransEModel(entities, relations, entity_emb.detach().clone(), relation_emb.detach().clone(), center, scale)
 
 
 def split_triples(

@@ -245,12 +245,7 @@ class _Verifier:
                 words = [w for w in words if w.lower() != tumor.laterality]
             sub = linker.link(" ".join(words), ["Disease"])
             block = idx.parents.get(disease)
-            if (
-                sub is not None
-                and sub.node != disease
-                and block is not None
-                and block in idx.lineage(sub.node)
-            ):
+            if sub is not None and sub.node != disease and block is not None and block in idx.lineage(sub.node):
                 self._add_link(sub.model_copy(update={"mention": tumor.subsite}))
                 disease = sub.node
         if disease is not None and disease not in self.state.diseases:
@@ -414,9 +409,7 @@ class _Verifier:
         matching = [i for i in all_ind if self.index.related_diseases(i.disease, disease)]
         if not matching:
             indicated = sorted({i.disease for i in all_ind})
-            detail = (
-                f"no indication of {agent} for {disease} in the graph; indicated for {', '.join(indicated)}"
-            )
+            detail = f"no indication of {agent} for {disease} in the graph; indicated for {', '.join(indicated)}"
             if self.plausibility is not None:
                 score = self.plausibility.plausibility(agent, "INDICATED_FOR", disease)
                 detail += f"; embedding plausibility {score:.2f}"
@@ -427,12 +420,8 @@ class _Verifier:
             in_setting = [i for i in matching if self.rules.compatible(setting, i.setting)]
             if not in_setting:
                 settings = sorted({i.setting for i in matching})
-                detail = (
-                    f"{agent} is indicated for {disease} in {', '.join(settings)} settings, not {setting}"
-                )
-                self._conflict(
-                    "setting_mismatch", agent, detail, [agent, "INDICATED_FOR", matching[0].disease], where
-                )
+                detail = f"{agent} is indicated for {disease} in {', '.join(settings)} settings, not {setting}"
+                self._conflict("setting_mismatch", agent, detail, [agent, "INDICATED_FOR", matching[0].disease], where)
                 return
             matching = in_setting
         if biomarker_flagged:
@@ -443,9 +432,7 @@ class _Verifier:
             markers = sorted({m for i in matching for m in i.biomarkers})
             ruled_out = self._marker_ruled_out(markers)
             kind = "biomarker_mismatch" if ruled_out is not None else "biomarker_missing"
-            have = (
-                f"; the patient has {self.state.marker_text.get(ruled_out, ruled_out)}" if ruled_out else ""
-            )
+            have = f"; the patient has {self.state.marker_text.get(ruled_out, ruled_out)}" if ruled_out else ""
             detail = f"the indication of {agent} for {disease} requires {' or '.join(markers)}{have}"
             self._conflict(kind, agent, detail, [agent, "INDICATED_FOR", matching[0].disease], where)
 
@@ -569,9 +556,7 @@ class _Verifier:
                 shown = agents[:_MAX_CONTEXT_AGENTS]
                 more = f" and {len(agents) - len(shown)} more" if len(agents) > len(shown) else ""
                 listed = "; ".join(shown)
-                lines.append(
-                    f"Indicated for {disease}{where}, given the documented biomarkers: {listed}{more}"
-                )
+                lines.append(f"Indicated for {disease}{where}, given the documented biomarkers: {listed}{more}")
         for marker in sorted(self.state.positive):
             drugs = sorted(d for d, req in idx.requires.items() if marker in req)
             if drugs:
@@ -579,9 +564,7 @@ class _Verifier:
         for marker in sorted(self.state.negative):
             gene = idx.gene_of.get(marker, marker)
             drugs = sorted(
-                d
-                for d, req in idx.requires.items()
-                if req and all(idx.gene_of.get(m, m) == gene for m in req)
+                d for d, req in idx.requires.items() if req and all(idx.gene_of.get(m, m) == gene for m in req)
             )
             if drugs:
                 lines.append(f"{marker} negative: not candidates: {', '.join(drugs)}")

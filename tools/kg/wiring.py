@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from oncoboard.config import Settings
 from oncoboard.domain import Findings, KGResult, Scheme, Tumor
-from tools.kg.build import ensure_built
-from tools.kg.store import GraphStore, embeddings_path, open_graph_store
+from tools.kg.build import ensure_built, open_shared_store
+from tools.kg.store import GraphStore, embeddings_path
 from tools.kg.verify import Plausibility, verify
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class GraphVerifier:
         """The graph store, opened and built on first access."""
         with self._lock:
             if self._store is None:
-                self._store = open_graph_store(self._settings)
+                self._store = open_shared_store(self._settings)
             ensure_built(self._store)
             if not self._embeddings_loaded:
                 # Embeddings are optional (trained by `oncoboard kg embed`); torch loads only if present.
@@ -43,9 +43,7 @@ class GraphVerifier:
                 self._embeddings_loaded = True
             return self._store
 
-    def verify(
-        self, findings: Findings, tumors: Sequence[Tumor], schemes: Sequence[Scheme] | None = None
-    ) -> KGResult:
+    def verify(self, findings: Findings, tumors: Sequence[Tumor], schemes: Sequence[Scheme] | None = None) -> KGResult:
         """Links, conflicts with their graph paths, and context lines for the planner."""
         store = self.store
         return verify(
