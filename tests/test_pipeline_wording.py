@@ -150,10 +150,12 @@ def test_a_note_about_two_primaries_keeps_both() -> None:
     text = (
         "Tumour board, two synchronous primaries. (1) Right upper lobe: 1.8 cm nodule, biopsy adenocarcinoma, "
         "no distant metastases. (2) Prostate: PSA 8.0 ng/ml, palpable nodule in less than half of one lobe, "
-        "biopsy acinar adenocarcinoma Gleason 3+4=7."
+        "biopsy acinar adenocarcinoma Gleason 3+4=7; PSMA-PET: enlarged obturator lymph nodes."
     )
     findings, rows = _staged(text)
     assert [r[:2] for r in rows] == [("lung", "T1b"), ("prostate", "T2a")]
+    # each primary reads the node findings of its own passage
+    assert [r[2] for r in rows] == [None, "N1"]
     assert {"C34.1", "C61", "C97"} <= set(_who(findings))
 
 

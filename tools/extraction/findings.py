@@ -183,6 +183,19 @@ def _owner(position: int, anchors: Sequence[tuple[int, int]]) -> int:
     return anchors[i - 1][1] if i > 0 else anchors[0][1]
 
 
+def _own_passages(text: str, anchors: Sequence[tuple[int, int]], idx: int) -> str:
+    """``text`` with every passage owned by another tumour blanked out (offsets are kept)."""
+    chars = list(text)
+    bounds = [a[0] for a in anchors] + [len(text)]
+    for (start, owner), end in zip(anchors, bounds[1:], strict=True):
+        if owner != idx:
+            chars[start:end] = [c if c == "\n" else " " for c in text[start:end]]
+    if anchors and anchors[0][1] != idx:
+        # text before the first mention belongs to the tumour named first
+        chars[: anchors[0][0]] = [c if c == "\n" else " " for c in text[: anchors[0][0]]]
+    return "".join(chars)
+
+
 def _tumours(
     text: str,
     ctx: TextContext,
@@ -222,7 +235,12 @@ def _tumours(
         stated_text = " ".join(s.text for s in chosen) if chosen else None
         categories = tuple(c for s in chosen for c in s.categories)
         stated_n = next((c for c in categories if c.startswith("N")), None)
-        if idx == 0:
+        if n > 1:
+            # several primaries: each reads the node findings of its own passages only
+            own_text = _own_passages(text, anchors, idx)
+            nodes, node_entities = find_nodes(own_text, TextContext(own_text), stated_n, stated_text)
+            entities.extend(node_entities)
+        elif idx == 0:
             nodes, node_entities = find_nodes(text, ctx, stated_n, stated_text)
             entities.extend(node_entities)
             compartments = node_compartments(text, ctx, cand.site)
