@@ -178,3 +178,31 @@ def test_a_quoted_category_definition_is_not_a_finding() -> None:
     )
     tumour = extract_findings(text, "en").tumors[0]
     assert not {"chest_wall", "diaphragm", "pericardium"} & set(tumour.extent)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "sites"),
+    [
+        (
+            "Diagnosen: Adeno-Ca des Coecums. Familienanamnese: Vater mit 57 an Pankreas-Ca verstorben.",
+            "de",
+            ["colorectal"],
+        ),
+        (
+            "Family history: mother with breast cancer at 45. Adenocarcinoma of the right upper lobe, 3 cm.",
+            "en",
+            ["lung"],
+        ),
+        ("Mammakarzinom bei der Schwester. Patientin: Adenokarzinom der Lunge re. OL.", "de", ["lung"]),
+    ],
+)
+def test_a_relatives_cancer_is_not_the_patients(text: str, lang: str, sites: list[str]) -> None:
+    assert [t.site for t in extract_findings(text, lang).tumors] == sites  # type: ignore[arg-type]
+
+
+def test_a_relatives_mutation_is_not_the_patients() -> None:
+    findings = extract_findings(
+        "BRCA1 mutation in her mother. Invasive ductal carcinoma of the left breast, 2 cm, ER positive.", "en"
+    )
+    status = {b.name: b.status for b in findings.biomarkers}
+    assert status.get("BRCA1") != "positive" and status["ER"] == "positive"

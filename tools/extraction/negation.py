@@ -20,6 +20,11 @@ from tools.extraction.lexicon import Hit, PhraseMatcher, lexicon
 Assertion = Literal["affirmed", "negated", "uncertain", "hypothetical"]
 
 _WORD = re.compile(r"\w+")
+# the words between a finding and the relative it belongs to: "in her", "of his", "beim", "bei der"
+_RELATIVE_LINK = re.compile(
+    r"(?i)\s*(?:[\w-]+\s+){0,2}?"
+    r"(?:in|of|bei|beim|des|der)\s+(?:(?:his|her|the|a|their|seiner|seinem|ihrer|ihrem|der|dem|des)\s+)?"
+)
 # clause ends: a line break, a semicolon, or a full stop/!/? followed by blank space; a colon is
 # not an end because "Distant metastases: none" and "ER: 90 %" read across it
 _BOUNDARY = re.compile(r"\n\s*|[;!?](?=\s|$)|\.(?=\s|$)")
@@ -94,6 +99,12 @@ def _closes_bracket(span: str) -> bool:
 
 
 @lru_cache(maxsize=1)
+def _experiencer_matcher() -> PhraseMatcher[str]:
+    """Words naming a relative: what follows them in the clause is the relative's, not the patient's."""
+    return PhraseMatcher((str(term).lower(), "experiencer") for term in lexicon("cues").get("experiencer_pre", []))
+
+
+@lru_cache(maxsize=1)
 def _windows() -> tuple[int, int]:
     win = lexicon("cues").get("window_words", {})
     return int(win.get("pre", 8)), int(win.get("post", 4))
@@ -120,6 +131,9 @@ class TextContext:
         self._words = [m.start() for m in _WORD.finditer(text)]
         self.cues: list[Hit[Cue]] = _cue_matcher().find(text)
         self._cue_starts = [c.start for c in self.cues]
+        relatives = _experiencer_matcher().find(text)
+        self._relatives = [h.end for h in relatives]
+        self._relative_starts = [h.start for h in relatives]
 
     def clause(self, pos: int) -> tuple[int, int]:
         """The clause (start, end) that contains position ``pos``."""
@@ -139,6 +153,19 @@ class TextContext:
         default_pre, post_words = _windows()
         pre_limit = default_pre if pre_words is None else pre_words
         c_start, c_end = self.clause(start)
+        # "Vater mit 57 an Pankreas-Ca verstorben", "mother with breast cancer": a relative named
+        # before the mention in its clause makes it the relative's finding ("with" does not end this)
+        k = bisect.bisect_right(self._relatives, start) - 1
+        if k >= 0 and self._relatives[k] > c_start and self.words_between(self._relatives[k], start) <= pre_limit:
+            return "hypothetical"
+        # "BRCA1 mutation in her mother", "Kolonkarzinom beim Vater"
+        k = bisect.bisect_left(self._relative_starts, end)
+        if (
+            k < len(self._relative_starts)
+            and self._relative_starts[k] < c_end
+            and _RELATIVE_LINK.fullmatch(self.text[end : self._relative_starts[k]])
+        ):
+            return "hypothetical"
         lo = bisect.bisect_left(self._cue_starts, c_start)
         hi = bisect.bisect_left(self._cue_starts, c_end)
         found: Assertion | None = None
