@@ -143,9 +143,7 @@ def _strs(table: Mapping[str, Any], key: str) -> tuple[str, ...]:
     for value in values:
         # YAML reads a bare No/On/Yes as a boolean; such an entry must be quoted to mean the word.
         if not isinstance(value, str):
-            raise KnowledgeError(
-                f"deid lexicon '{key}': {value!r} is not a string; quote it in the YAML file"
-            )
+            raise KnowledgeError(f"deid lexicon '{key}': {value!r} is not a string; quote it in the YAML file")
     return tuple(values)
 
 
@@ -381,12 +379,8 @@ def _patterns() -> _Patterns:
         long_number=re.compile(r"(?<![\w.,/-])\d{7,}(?![\w]|[.,]\d)"),
         alnum_id=re.compile(r"(?<![\w.-])(?:[A-Z]{1,4}-?\d{7,}|[A-Z]\d{9})(?![\w]|[.,]\d)"),
         date_iso=re.compile(r"(?<![\w.])(?P<y>(?:19|20)\d{2})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\w]|\.\d)"),
-        date_dotted=re.compile(
-            r"(?<![\w.,])(?P<d>\d{1,2})\.[ ]?(?P<m>\d{1,2})\.[ ]?(?P<y>\d{4}|\d{2})(?![\w]|[.,]\d)"
-        ),
-        date_slashed=re.compile(
-            r"(?<![\w./,])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4}|\d{2})(?![\w]|[./]\d)"
-        ),
+        date_dotted=re.compile(r"(?<![\w.,])(?P<d>\d{1,2})\.[ ]?(?P<m>\d{1,2})\.[ ]?(?P<y>\d{4}|\d{2})(?![\w]|[.,]\d)"),
+        date_slashed=re.compile(r"(?<![\w./,])(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4}|\d{2})(?![\w]|[./]\d)"),
         date_month_year_num=re.compile(
             r"(?<![\w./,:-])(?P<m>0?[1-9]|1[0-2])(?P<sep>[/.])(?P<y>(?:19|20)\d{2}|\d{2})"
             r"(?![\w]|[./,:]\d|,[ ]?\d{3}(?!\d))"
@@ -420,9 +414,7 @@ def _patterns() -> _Patterns:
             r"(?<![\w.,])(?P<age>9\d|1[01]\d)"
             r"(?=[ \t]*-?[ \t]*(?:year|yr|y/o|y\.o\.|yo\b|jährig|Jahre|jähr|[jJ]\.|-J))"
         ),
-        age_cue=re.compile(
-            rf"(?<!{_L})(?:{_alt(lex.age_cues)})[ \t]*:?[ \t]*(?P<age>9\d|1[01]\d)(?![\w]|[.,]\d)"
-        ),
+        age_cue=re.compile(rf"(?<!{_L})(?:{_alt(lex.age_cues)})[ \t]*:?[ \t]*(?P<age>9\d|1[01]\d)(?![\w]|[.,]\d)"),
         street_de=re.compile(
             rf"(?<![\w-])(?P<street>[A-ZÄÖÜ][\w.-]*?(?:{_alt(lex.street_suffixes)}))[ \t]+"
             r"(?P<no>\d{1,4}[ \t]?(?:[a-g]|-\d{1,3})?)(?![\w]|[.,]\d)"
@@ -467,15 +459,11 @@ def _patterns() -> _Patterns:
             r"[ \t]*(?:\)?[ \t]*(?:LK|Lk|Lymphknoten|lymph|nodes?|HPF|HPFs|Gesichtsfeld|befallen|positiv|"
             r"Punkte|points|Stanzen|cores|Biopsien))"
         ),
-        node_before=re.compile(
-            r"(?:\bp?y?c?N\d\w*|\bL\d|\bV\d|Zyklus|cycle|ECOG|Score|Kriterien)[ \t,]*\(?[ \t]*$"
-        ),
+        node_before=re.compile(r"(?:\bp?y?c?N\d\w*|\bL\d|\bV\d|Zyklus|cycle|ECOG|Score|Kriterien)[ \t,]*\(?[ \t]*$"),
         ratio_context=re.compile(
             r"(?i:lymph|node|LK\b|metasta|positiv|befallen|carcinom|karzinom|tumou?r|stanz|core|biops|mitos|\+)"
         ),
-        date_cue_before=re.compile(
-            rf"(?<!{_L})(?:{_alt(lex.date_cues)}|in|im|seit|Juni|ED:?)[ \t]*\(?[ \t]*$"
-        ),
+        date_cue_before=re.compile(rf"(?<!{_L})(?:{_alt(lex.date_cues)}|in|im|seit|Juni|ED:?)[ \t]*\(?[ \t]*$"),
         edition_before=re.compile(
             rf"(?:{_alt(lex.edition_cues)})[^\n\d]{{0,16}}(?:\d{{1,2}}(?:st|nd|rd|th|\.)?[^\n\d]{{0,12}})?$"
         ),
@@ -485,6 +473,19 @@ def _patterns() -> _Patterns:
 
 
 # --------------------------------------------------------------------------------------------------------
+# What a "3/12" counts, written right before or after it: nodes, biopsy cores, positivity.
+_COUNT_BEFORE = re.compile(
+    r"(?i)(?:\bLK|lymph[ \t]*nodes?|nodes?|lymphknoten|lymphonod\w*|stanzen|stanzzylinder|cores?|biopsies|"
+    r"positive|positiv|involved|befallen)[ \t]*[:=]?[ \t]*\(?[ \t]*$"
+)
+_COUNT_AFTER = re.compile(
+    r"(?i)[ \t]*\)?[ \t]*(?:[a-zäöü-]+[ \t]+){0,2}?(?:LK\b|lymph|nodes?\b|lymphknoten|stanzen|stanzzylinder|cores?\b|"
+    r"positive|positiv|involved|befallen|tumorbefallen|metastat)"
+)
+
+# IASLC thoracic lymph node stations: 1-14, optionally with side (R/L) or 3A/3P
+_NODE_STATION = re.compile(r"(?:1[0-4]|[1-9])(?:[RLrl]|[AaPp])?")
+
 # Candidates
 # --------------------------------------------------------------------------------------------------------
 
@@ -507,9 +508,7 @@ class _Candidate:
 def detect_language(text: str) -> Literal["en", "de"]:
     """Guess whether a clinical text is German or English from frequent function words."""
     sample = text[:20000].lower()
-    de = len(
-        re.findall(r"\b(?:der|die|das|und|mit|bei|nicht|wir|ist|eine?|vom|zur|zum|für|über|sich)\b", sample)
-    )
+    de = len(re.findall(r"\b(?:der|die|das|und|mit|bei|nicht|wir|ist|eine?|vom|zur|zum|für|über|sich)\b", sample))
     en = len(re.findall(r"\b(?:the|and|with|was|were|of|is|for|on|this|patient|has|had|which)\b", sample))
     de += 3 * len(re.findall(r"[äöüß]", sample))
     return "de" if de > en else "en"
@@ -529,16 +528,10 @@ def _is_name_word(word: str, lex: DeidLexicon, allow_caps: bool = False) -> bool
 
 
 # One blank between the parts of a name; a wider gap separates columns (two signatures side by side).
-_PARTICLES = re.compile(
-    r"[ \t](?:(?:von|van|de|der|den|zu|zur|da|di|del|dos|du|le|la|ten|ter|vom|van der)[ \t])*"
-)
-_LEADING_PARTICLE = re.compile(
-    r"(?:von der|von dem|van der|van den|von|van|de|zu|du|da|di|del|della|le|la)[ \t]+"
-)
+_PARTICLES = re.compile(r"[ \t](?:(?:von|van|de|der|den|zu|zur|da|di|del|dos|du|le|la|ten|ter|vom|van der)[ \t])*")
+_LEADING_PARTICLE = re.compile(r"(?:von der|von dem|van der|van den|von|van|de|zu|du|da|di|del|della|le|la)[ \t]+")
 _INITIAL = re.compile(r"[A-ZÄÖÜ]\.")
-_BOUNDARY_AFTER = re.compile(
-    r"(?:[ \t]*(?:[,;:)(\]|/]|$)|[ \t]*\n|[ \t]{2,}|\t|[ \t]+(?:und|and|u\.)[ \t])", re.M
-)
+_BOUNDARY_AFTER = re.compile(r"(?:[ \t]*(?:[,;:)(\]|/]|$)|[ \t]*\n|[ \t]{2,}|\t|[ \t]+(?:und|and|u\.)[ \t])", re.M)
 
 
 class _NameScanner:
@@ -715,11 +708,7 @@ def _names_before(
     """Names written right before a marker such as a birth date ("Max Muster, * 1.2.1950") or a degree."""
     out: list[tuple[int, int]] = []
     for i, w in enumerate(words):
-        if (
-            not text[w.start()].isupper()
-            or not follower.match(text, w.end())
-            or scanner.token(w.start()) is None
-        ):
+        if not text[w.start()].isupper() or not follower.match(text, w.end()) or scanner.token(w.start()) is None:
             continue
         keep = [w]
         j = i - 1
@@ -741,9 +730,7 @@ def _names_before(
     return out
 
 
-def _signature_names(
-    text: str, scanner: _NameScanner, lex: DeidLexicon, pats: _Patterns
-) -> list[tuple[int, int]]:
+def _signature_names(text: str, scanner: _NameScanner, lex: DeidLexicon, pats: _Patterns) -> list[tuple[int, int]]:
     """Names on the lines after a closing formula: signature blocks carry names without any cue."""
     out: list[tuple[int, int]] = []
     for m in pats.closing.finditer(text):
@@ -820,9 +807,7 @@ def _propagate_names(text: str, cands: list[_Candidate], lex: DeidLexicon) -> li
         before = text[max(0, m.start() - 8) : m.start()]
         if re.search(r"(?:Morbus|M\.|disease of|Mb\.)\s*$", before):
             continue
-        if re.match(
-            r"(?:'s|’s)?[ \t]+(?:disease|syndrome|Krankheit|Syndrom|Demenz|dementia)", text[m.end() :]
-        ):
+        if re.match(r"(?:'s|’s)?[ \t]+(?:disease|syndrome|Krankheit|Syndrom|Demenz|dementia)", text[m.end() :]):
             continue
         out.append(_Candidate(m.start(), m.end(), "name"))
     return out
@@ -959,6 +944,12 @@ def _find_contacts_and_ids(text: str, lex: DeidLexicon, pats: _Patterns) -> list
     for m in pats.ward.finditer(text):
         if pats.unit_after.match(text, m.end()):
             continue
+        if _NODE_STATION.fullmatch(m.group("value")) and pats.ratio_context.search(
+            text, max(0, m.start() - 80), min(len(text), m.end() + 80)
+        ):
+            # "Station 10R (EBUS) positive", "stations 7 and 4L": a thoracic lymph node station
+            # beside node or tumour words, not a hospital ward
+            continue
         out.append(_Candidate(m.start("value"), m.end("value"), "id"))
     phones: list[_Candidate] = []
     for m in pats.phone_cue.finditer(text):
@@ -1028,12 +1019,16 @@ def _find_dates(text: str, lang: str, pats: _Patterns) -> list[_Candidate]:
         if pats.lymph_after.match(text, m.end()) or pats.node_before.search(before):
             continue
         if len(m.group("y")) == 2 and not pats.date_cue_before.search(before):
-            # "(3/12)" after "lymph nodes" counts positive nodes: a ratio never has a numerator above its
-            # denominator, so "(12/08)" stays a date.
+            # "LK 3/12", "2/24 periesophageal nodes positive", "4/12 Stanzen": counts next to what they
+            # count are not dates, and shifting them would change the staging
+            if _COUNT_BEFORE.search(text, max(0, m.start() - 30), m.start()) or _COUNT_AFTER.match(text, m.end()):
+                continue
+            # "(03/12)" after "lymph nodes" counts positive nodes: a ratio never has a numerator above
+            # its denominator, so "(12/08)" stays a date.
             near = text[max(0, m.start() - 25) : m.start()]
             bracketed = before.rstrip().endswith("(") and text[m.end() : m.end() + 1] == ")"
             in_bracket = near.rfind("(") > near.rfind(")")
-            ratio_words = in_bracket and pats.ratio_context.search(near) is not None
+            ratio_words = (in_bracket or bracketed) and pats.ratio_context.search(near) is not None
             if int(m.group("m")) <= int(m.group("y")) and (bracketed or ratio_words):
                 continue
         if pats.unit_after.match(text, m.end()):
@@ -1054,9 +1049,7 @@ def _find_dates(text: str, lang: str, pats: _Patterns) -> list[_Candidate]:
     for m in pats.date_short.finditer(text):
         d, mo = int(m.group("d")), int(m.group("m"))
         if 1 <= d <= 31 and 1 <= mo <= 12:
-            out.append(
-                _Candidate(m.start("date"), m.end("date"), "date", _shifted_fields(m, "date", ("d", "m")))
-            )
+            out.append(_Candidate(m.start("date"), m.end("date"), "date", _shifted_fields(m, "date", ("d", "m"))))
     for m in pats.date_short_range.finditer(text):
         d, mo = int(m.group("d")), int(m.group("m"))
         if 1 <= d <= 31 and 1 <= mo <= 12:
@@ -1083,9 +1076,7 @@ def _find_dates(text: str, lang: str, pats: _Patterns) -> list[_Candidate]:
 
 def _shifted_fields(m: re.Match[str], outer: str, names: Iterable[str]) -> _DateFields:
     base = m.start(outer)
-    return tuple(
-        (n, int(m.group(n)), m.start(n) - base, m.end(n) - base) for n in names if m.group(n) is not None
-    )
+    return tuple((n, int(m.group(n)), m.start(n) - base, m.end(n) - base) for n in names if m.group(n) is not None)
 
 
 def _find_ages(text: str, pats: _Patterns) -> list[_Candidate]:
@@ -1252,9 +1243,7 @@ class Pseudonymizer:
             if day is not None and 1 <= day <= 12 and 1 <= month <= 31:
                 month, day = day, month
                 values["m"], values["d"] = month, day
-                fields = tuple(
-                    (("d" if n == "m" else "m" if n == "d" else n), v, s, e) for n, v, s, e in fields
-                )
+                fields = tuple((("d" if n == "m" else "m" if n == "d" else n), v, s, e) for n, v, s, e in fields)
             else:
                 return None
         # Missing parts are read as the middle of the period so the shift moves it by the right amount;
@@ -1312,9 +1301,7 @@ def _normalise(surface: str) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def deidentify(
-    text: str, *, lang: str | None = None, pseudonymizer: Pseudonymizer | None = None
-) -> DeidResult:
+def deidentify(text: str, *, lang: str | None = None, pseudonymizer: Pseudonymizer | None = None) -> DeidResult:
     """Find PHI in an English or German clinical text and replace it with consistent pseudonyms.
 
     ``lang`` ("en" or "de") decides how day/month order is read in slashed dates; None detects it.

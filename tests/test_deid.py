@@ -181,6 +181,10 @@ CLINICAL_TEXTS = [
     "Radiatio mit 60 Gy in 30 Fraktionen; Blutdruck 135/85 mmHg, Puls 78/min",
     "The 67-year-old patient with stage IV NSCLC received nivolumab 240 mg every 2 weeks.",
     "Die 75-jährige Patientin mit Mammakarzinom, Morbus Crohn und Morbus Alzheimer.",
+    # node and core counts that look like month/year must survive: shifting them changes the staging
+    "Rektumkarzinom, LK 3/12, MRF frei.",
+    "Lymph nodes: 2/24 periesophageal nodes positive; 4/12 Stanzen positiv.",
+    "EBUS-TBNA: Station 10R positiv für Adenokarzinom, stations 7 and 4L negative.",
 ]
 
 
@@ -219,9 +223,7 @@ def test_date_formats() -> None:
 
 def test_date_shift_keeps_intervals_and_format() -> None:
     pseudo = Pseudonymizer(KEY)
-    result = deidentify(
-        "Aufnahme am 01.03.2021, Entlassung am 15.03.2021, Kontrolle 2021-04-15.", pseudonymizer=pseudo
-    )
+    result = deidentify("Aufnahme am 01.03.2021, Entlassung am 15.03.2021, Kontrolle 2021-04-15.", pseudonymizer=pseudo)
     reps = [s.replacement for s in result.spans]
     assert re.fullmatch(r"\d{2}\.\d{2}\.\d{4}", reps[0]) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", reps[2])
     d1 = date(int(reps[0][6:]), int(reps[0][3:5]), int(reps[0][:2]))
@@ -355,3 +357,10 @@ def test_evaluation_on_one_grascco_letter(tmp_path: Path) -> None:
 def test_evaluation_refuses_an_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         evaluate_grascco(tmp_path)
+
+
+def test_wards_and_line_end_dates_are_still_found() -> None:
+    text = "Aufnahme auf Station 3B.\nZ.n. Nachexzision 4/27\nSeit 3/24 Husten."
+    found = {(kind, text[start:end]) for start, end, kind in find_phi(text)}
+    assert ("id", "3B") in found
+    assert {("date", "4/27"), ("date", "3/24")} <= found

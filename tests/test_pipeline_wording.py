@@ -206,3 +206,78 @@ def test_a_relatives_mutation_is_not_the_patients() -> None:
     )
     status = {b.name: b.status for b in findings.biomarkers}
     assert status.get("BRCA1") != "positive" and status["ER"] == "positive"
+
+
+def test_rectal_mri_substage_is_staged_as_t3() -> None:
+    text = (
+        "Rektumkarzinom, Adenokarzinom G2. MRT Becken: Infiltration des mesorektalen Fettgewebes (cT3c), "
+        "4 suspekte mesorektale LK. CT: kein Anhalt für Fernmetastasen."
+    )
+    findings, rows = _staged(text, "de")
+    assert rows[0][1:] == ("T3", "N2a", "M0")
+    assert stage_tumor(findings.tumors[0], findings).tnm.stage_group == "IIIB"
+
+
+def test_a_biopsied_organ_lesion_with_metastatic_carcinoma_is_a_metastasis() -> None:
+    text = (
+        "Adenocarcinoma of the descending colon, cT4a cN1 cM0. CT-guided biopsy of a 2.3 cm lesion in liver "
+        "segment VI shows metastatic adenocarcinoma, consistent with the colorectal primary."
+    )
+    findings, rows = _staged(text)
+    assert rows[0][3] == "M1a" and "C78.7" in _who(findings)
+    assert findings.tumors[0].size_cm is None  # the 2.3 cm measure the metastasis, not the primary
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Prostate adenocarcinoma, pT3a pN0 (0/14), Gleason 4+3. Bone scan negative.", "en"),
+        (
+            "Pancreatic adenocarcinoma of the head, 2.7 cm. No suspicious lymph nodes, no liver or peritoneal "
+            "metastases.",
+            "en",
+        ),
+        ("Prostatakarzinom, cT2a. Knochenszintigraphie und CT: keine LK- oder Knochenmetastasen.", "de"),
+    ],
+)
+def test_negative_staging_of_the_usual_organs_gives_m0(text: str, lang: str) -> None:
+    _, rows = _staged(text, lang)
+    assert rows[0][3] == "M0"
+
+
+def test_a_narrow_negation_beside_a_metastasis_stays_narrow() -> None:
+    findings = extract_findings("Breast cancer, 3 cm. Multiple bone metastases. No visceral metastases.", "en")
+    tumour = findings.tumors[0]
+    assert tumour.metastases == ("bone",) and not tumour.metastases_negated
+
+
+def test_located_nodes_decide_clinical_n_without_a_count() -> None:
+    breast = _staged(
+        "Invasive ductal carcinoma of the left breast, 3.5 cm on MRI. Ultrasound-guided core biopsy of a mobile "
+        "ipsilateral level I axillary node: positive. No distant metastases."
+    )[1]
+    assert breast[0][1:3] == ("T2", "N1")
+    kidney = _staged(
+        "Klarzelliges Nierenzellkarzinom li. CT: Tumor li. Niere 11 x 9,5 x 8 cm mit Tumorthrombus in der "
+        "V. renalis sinistra; paraaortaler LK 2,2 cm, suspekt.",
+        "de",
+    )[1]
+    assert kidney[0][:3] == ("kidney", "T3a", "N1")
+
+
+def test_biopsy_core_counts_are_not_node_counts() -> None:
+    text = (
+        "Prostatakarzinom, cT2a. Stanzbiopsie: azinäres Adenokarzinom, Gleason 3+4=7a, 4/12 Stanzen positiv. "
+        "Keine LK-Metastasen."
+    )
+    tumour = extract_findings(text, "de").tumors[0]
+    assert tumour.nodes.positive != 4 and tumour.nodes.negated
+
+
+def test_a_recommended_resection_is_not_a_resection() -> None:
+    text = (
+        "Hepatozelluläres Karzinom, solitär 2,8 cm, keine Gefäßinvasion. Keine suspekten LK. "
+        "Empfehlung: Resektion vs. Thermoablation."
+    )
+    findings, _ = _staged(text, "de")
+    assert stage_tumor(findings.tumors[0], findings).tnm.prefix == "c"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Literal
 
@@ -221,6 +221,19 @@ def _tumours(
         return n == 1 or _owner(position, anchors) == idx
 
     sizes = _tumour_sizes(text, ctx)
+    # "biopsy of a 2.3 cm lesion in liver segment VI shows metastatic adenocarcinoma": a size nearer
+    # to a metastasis than to any mention of the primary in its sentence measures the metastasis
+    met_spans = [(e.start, e.end) for e in entities if e.label == "METASTASIS" and e.code]
+
+    def distance(hit: SizeHit, spans: Iterable[tuple[int, int]]) -> int:
+        clause = ctx.clause(hit.start)
+        gaps = [
+            max(start - hit.end, hit.start - end, 0) for start, end in spans if clause[0] <= start < clause[1]
+        ]
+        return min(gaps, default=len(text))
+
+    anchor_spans = [(start, start + 1) for start, _ in anchors]
+    sizes = [h for h in sizes if distance(h, met_spans) >= distance(h, anchor_spans)]
     for hit in sizes:
         entities.append(Entity(text=hit.text, label="SIZE", start=hit.start, end=hit.end))
     extents, extent_entities = find_extent(text, ctx)

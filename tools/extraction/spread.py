@@ -30,6 +30,8 @@ _WORD_OF = re.compile(r"(?i)(?<![\w.,])([a-zäöüß]+)\s+(?:of|out of|von|aus)\
 _STATION = re.compile(r"(?i)\b(?:station|stations|level|lk-station|region)\s*(\d{1,2}[RLrl]?|[IVX]{1,4}[ab]?)\b")
 _LESION_LINK_WORDS = 8
 _STATION_VERDICT_CHARS = 80
+# a histology named by its stem: "adenocarcinoma", "Plattenepithelkarzinom", "sarcoma"
+_MALIGNANT_STEM = re.compile(r"(?i)^\W{0,2}[\w-]*(?:carcinom|karzinom|sarcom|sarkom|melanom|lymphom|blastom)")
 _NUMBER_AFTER = re.compile(r"^\D{0,25}?(\d{1,3})(?![\d/]|[.,]\d)")
 # Synoptic report lines under a "Lymph nodes:" heading, which name no node themselves:
 # "Number with metastasis: 11. Total number examined: 40", "Anzahl befallener: 3".
@@ -50,6 +52,7 @@ class MetastasisResult:
 
     sites: list[str] = field(default_factory=list)
     negated_global: bool = False
+    negated_partial: bool = False
     uncertain: list[str] = field(default_factory=list)
     covered: list[tuple[int, int]] = field(default_factory=list)
     entities: list[Entity] = field(default_factory=list)
@@ -120,6 +123,8 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
                 result.sites.append(site)
         elif status == "uncertain" and site not in result.uncertain:
             result.uncertain.append(site)
+        elif status == "negated":
+            result.negated_partial = True
 
     for hit in m["phrases"].find(text):
         status = ctx.assertion(hit.start, hit.end)
@@ -165,6 +170,11 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
         if _nodal(ctx, hit, node_word_spans) and ctx.clause(hit.start) not in distant_clauses:
             continue
         _global_statement(text, ctx, hit, ctx.assertion(hit.start, hit.end), result)
+    if result.negated_partial and not result.sites and not result.uncertain:
+        # "no liver or peritoneal metastases", "keine LK- oder Knochenmetastasen" with nothing else
+        # described: the staging found no distant spread (a narrowed negation beside an affirmed
+        # metastasis stays narrow, so it raises no conflict)
+        result.negated_global = True
     return result
 
 
@@ -174,15 +184,21 @@ def _modality_lesions(
     """Lesions reported by an organ's staging study ("Bone scan: more than 10 lesions") are metastases there."""
     benign = flat_matcher("metastasis", "modality_benign_words")
     lesion_m = flat_matcher("metastasis", "modality_lesion_words")
+    normal_m = flat_matcher("metastasis", "modality_negative_words")
     for study in matcher("metastasis", "modality_sites").find(text):
         clause = ctx.clause(study.start)
         ctext = text[clause[0] : clause[1]]
         if benign.find(ctext):
             continue
-        for lesion in lesion_m.find(text[study.end : clause[1]]):
+        lesions = lesion_m.find(text[study.end : clause[1]])
+        for lesion in lesions:
             start, end = study.end + lesion.start, study.end + lesion.end
             record(study.value, (study.start, end), ctx.assertion(start, end), (start, end))
             break
+        verdict = normal_m.find(text[study.end : clause[1]])
+        if not lesions and verdict and ctx.words_between(study.end, study.end + verdict[0].start) <= 2:
+            # "bone scan negative": the study found no metastasis in its organ
+            record(study.value, (study.start, study.end + verdict[0].end), "negated", (study.start, study.end))
 
 
 def _nodal(ctx: TextContext, cue: Hit[str], node_spans: list[tuple[int, int]]) -> bool:
@@ -213,7 +229,10 @@ def _global_statement(text: str, ctx: TextContext, cue: Hit[str], status: Assert
     clause = ctx.clause(cue.start)
     for q in flat_matcher("metastasis", "partial_qualifiers").find(text[max(clause[0], cue.start - 40) : cue.end]):
         q_end = max(clause[0], cue.start - 40) + q.end
-        if ctx.words_between(q_end, cue.start) <= 2 and not re.search(r"[,;:()]", text[q_end : cue.start]):
+        # adjacent or one word apart ("no visceral metastases", "no other distant metastases"); "bone
+        # scan without extrahepatic disease" names a study, not a narrower statement
+        if ctx.words_between(q_end, cue.start) <= 1 and not re.search(r"[,;:()]", text[q_end : cue.start]):
+            result.negated_partial = True
             return
     result.negated_global = True
 
@@ -279,6 +298,20 @@ def _linked_organs(
             if any(h.start <= width + 1 and h.end > width - 1 for h in lesion_words.find(span)):
                 found.append(organ)
             break
+    if not found and kind == "adjective" and _names_a_malignancy(text, cue.end, clause[1]):
+        # "biopsy of a lesion in liver segment VI shows metastatic adenocarcinoma": the sampled organ
+        # (with a lesion word or a biopsy beside it) is where the carcinoma spread
+        sampled = re.compile(r"(?i)\b(?:biops\w*|fna|fnb|aspirat\w*|punktion\w*|stanz\w*|resect\w*|resektion\w*)")
+        for organ in reversed([o for o in organs if o.end <= cue.start]):
+            if ctx.words_between(organ.end, cue.start) > _LESION_LINK_WORDS:
+                break
+            lesion_near = any(
+                ctx.words_between(les.end, organ.start) <= 2 or ctx.words_between(organ.end, les.start) <= 1
+                for les in lesion_index.between(max(clause[0], organ.start - 60), cue.start)
+            )
+            if lesion_near or sampled.search(text, max(clause[0], organ.start - 60), cue.start):
+                found.append(organ)
+                break
     if not found and kind == "noun":
         # "liver lesion suspicious for metastasis", "Leberherd, V.a. Metastase": an organ with a
         # lesion word shortly before the cue
@@ -289,6 +322,15 @@ def _linked_organs(
                 found.append(organ)
                 break
     return found
+
+
+def _names_a_malignancy(text: str, pos: int, clause_end: int) -> bool:
+    """A malignancy word follows right after ``pos`` ("metastatic adenocarcinoma")."""
+    window = text[pos : min(clause_end, pos + 40)]
+    if _MALIGNANT_STEM.match(window):
+        return True
+    hits = flat_matcher("histology", "malignant").find(window)
+    return bool(hits) and hits[0].start <= 2
 
 
 def find_nodes(
@@ -520,8 +562,11 @@ def _counts(
     clause_text: str, examined_m: PhraseMatcher[str], positive_m: PhraseMatcher[str]
 ) -> tuple[int | None, int | None]:
     """Positive and examined node counts stated in one clause."""
+    samples = flat_matcher("nodes", "sample_words")
     for regex in (_COUNT_OF, _COUNT_SLASH):
         for m in regex.finditer(clause_text):
+            if any(h.start <= 2 for h in samples.find(clause_text[m.end() : m.end() + 30])):
+                continue  # "4/12 Stanzen positiv": biopsy cores, not nodes
             pos, total = int(m.group(1)), int(m.group(2))
             if 0 <= pos <= total <= 150:
                 return pos, total

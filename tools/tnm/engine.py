@@ -430,6 +430,8 @@ def derive_n(spec: SiteSpec, tumor: TumorFinding, prefix: str, parsed: ParsedTNM
             )
             continue
         for rule in rules.get("stations") or []:
+            if not _applies(rule, prefix):
+                continue
             if re.search(str(rule["pattern"]), label, re.IGNORECASE):
                 found.append(str(rule["category"]))
                 lines.append(f"station {station} -> {rule['category']} ({spec.site}: {rule['label']})")
@@ -733,6 +735,10 @@ def stage_tumor(tumor: TumorFinding, findings: Findings) -> StagingResult:
         )
     for axis in AXES:
         stated = getattr(parsed, axis) if parsed is not None else None
+        if stated is not None and stated in spec.vocabulary.aliases:
+            # a category outside this chapter (rectal MRI T3a-d) is read as the one it refines
+            rationale.append(f"{axis.upper()}: stated {stated} is read as {spec.vocabulary.aliases[stated]}")
+            stated = spec.vocabulary.aliases[stated]
         if stated is not None:
             final[axis] = stated
             rationale.append(f"{axis.upper()}: stated {stated}")

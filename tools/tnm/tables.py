@@ -169,12 +169,13 @@ def site_spec(site: str) -> SiteSpec | None:
     data = load_table(table_path(site))
     categories = dict(data.get("categories") or {})
     hierarchy = dict(data.get("hierarchy") or {})
-    vocab = _vocabulary(categories, hierarchy, {})
+    site_aliases = {str(k): str(v) for k, v in (data.get("aliases") or {}).items()}
+    vocab = _vocabulary(categories, hierarchy, site_aliases)
     tables: list[StageTable] = []
     for raw in data.get("stage_tables") or []:
         table_categories = {**categories, **(raw.get("categories") or {})}
         table_hierarchy = {**hierarchy, **(raw.get("hierarchy") or {})}
-        table_vocab = _vocabulary(table_categories, table_hierarchy, dict(raw.get("aliases") or {}))
+        table_vocab = _vocabulary(table_categories, table_hierarchy, {**site_aliases, **(raw.get("aliases") or {})})
         rows = [dict(r) for r in raw.get("rows") or []]
         _check_rows(site, str(raw.get("name")), rows, table_vocab)
         tables.append(
