@@ -281,3 +281,11 @@ def test_a_recommended_resection_is_not_a_resection() -> None:
     )
     findings, _ = _staged(text, "de")
     assert stage_tumor(findings.tumors[0], findings).tnm.prefix == "c"
+
+
+def test_a_measured_ki67_is_not_negated_by_a_later_summary() -> None:
+    findings = extract_findings(
+        "Invasive ductal carcinoma of the right breast. ER 0%, PR 0%, HER2 1+, Ki-67 70% -> triple negative.", "en"
+    )
+    ki67 = next(b for b in findings.biomarkers if b.name == "Ki-67")
+    assert ki67.result == "70%" and ki67.status != "negative"

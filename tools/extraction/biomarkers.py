@@ -143,7 +143,9 @@ def find_biomarkers(
         elif tail is not None and parsed is not None and parsed.detail == 1:
             tails[i] = tail
         status = ctx.assertion(h.start, h.end)
-        if status == "negated":
+        if status == "negated" and not (parsed is not None and parsed.detail >= 2 and _measured_before_cue(window)):
+            # a measured value read right after the marker ("Ki-67 70% -> triple negative") is the
+            # result; a negation word beyond it speaks of something else
             if parsed is None or parsed.status != "negative":
                 parsed = MarkerResult("negative", "negative", 1)
         elif status in ("uncertain", "hypothetical") and parsed is not None:
@@ -169,6 +171,13 @@ def find_biomarkers(
             st: Status = "positive" if panel_status == "positive" else "negative"
             _keep(chosen, name, MarkerResult(p.text.strip(), st, 1))
     return [Biomarker(name=n, result=r.result, status=r.status) for n, r in chosen.items()], entities
+
+
+def _measured_before_cue(window: str) -> bool:
+    """The window opens with a measurement (a percentage or a score) before any status word."""
+    words = _status_word(window)
+    pct = _PERCENT.search(window)
+    return pct is not None and (words is None or pct.start() < words[2])
 
 
 def _preceding_result(text: str, start: int, floor: int) -> MarkerResult | None:
