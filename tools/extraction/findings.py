@@ -183,16 +183,23 @@ def _owner(position: int, anchors: Sequence[tuple[int, int]]) -> int:
     return anchors[i - 1][1] if i > 0 else anchors[0][1]
 
 
+# Beyond this many primaries (concatenated reports rather than one patient's note) the node findings
+# stay with the first tumour, which keeps the cost of a long text linear.
+_MAX_PASSAGE_PRIMARIES = 3
+
+
 def _own_passages(text: str, anchors: Sequence[tuple[int, int]], idx: int) -> str:
     """``text`` with every passage owned by another tumour blanked out (offsets are kept)."""
     chars = list(text)
     bounds = [a[0] for a in anchors] + [len(text)]
+    # sentence ends stay, so the blanked text keeps the original clauses (and clauses stay short)
+    kept = "\n.;!?"
     for (start, owner), end in zip(anchors, bounds[1:], strict=True):
         if owner != idx:
-            chars[start:end] = [c if c == "\n" else " " for c in text[start:end]]
+            chars[start:end] = [c if c in kept else " " for c in text[start:end]]
     if anchors and anchors[0][1] != idx:
         # text before the first mention belongs to the tumour named first
-        chars[: anchors[0][0]] = [c if c == "\n" else " " for c in text[: anchors[0][0]]]
+        chars[: anchors[0][0]] = [c if c in kept else " " for c in text[: anchors[0][0]]]
     return "".join(chars)
 
 
@@ -248,7 +255,7 @@ def _tumours(
         stated_text = " ".join(s.text for s in chosen) if chosen else None
         categories = tuple(c for s in chosen for c in s.categories)
         stated_n = next((c for c in categories if c.startswith("N")), None)
-        if n > 1:
+        if 1 < n <= _MAX_PASSAGE_PRIMARIES:
             # several primaries: each reads the node findings of its own passages only
             own_text = _own_passages(text, anchors, idx)
             nodes, node_entities = find_nodes(own_text, TextContext(own_text), stated_n, stated_text)
