@@ -29,7 +29,10 @@ from tools.guidelines import (
 from tools.guidelines.doses import deviation, parse_dose_text
 from tools.guidelines.table import DoseSpec, site_table_names
 
-SITES = {"lung", "breast", "colorectal", "liver", "esophagus", "stomach", "pancreas", "prostate", "unknown_primary"}
+SITES = {
+    "lung", "breast", "colorectal", "liver", "esophagus", "stomach", "pancreas", "prostate", "kidney", "thyroid",
+    "unknown_primary",
+}  # fmt: skip
 
 
 def _bm(name: str, result: str, status: str = "positive") -> Biomarker:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oncoboard.domain import EXTENT_TERMS, LIMITED_EVIDENCE_TEXT, CaseInput, Findings, TumorFinding
+from oncoboard.domain import EXTENT_TERMS, CaseInput, Findings, TumorFinding
 from tools.extraction import extract_findings
 from tools.icd10.coder import code_case
 from tools.tnm import stage_group, stage_tumor
@@ -389,7 +389,7 @@ def test_icd10_codes_for_kidney_and_thyroid() -> None:
 # --------------------------------------------------------------------------- the whole graph
 
 
-def test_kidney_consult_ends_with_limited_evidence(database: object, tmp_path: Path) -> None:
+def test_kidney_consult_is_staged_coded_and_planned(database: object, tmp_path: Path) -> None:
     from graphs.service import ConsultService
     from oncoboard.config import RunContext
     from oncoboard.crypto import Keyring
@@ -408,8 +408,8 @@ def test_kidney_consult_ends_with_limited_evidence(database: object, tmp_path: P
     assert (tumor.site, tumor.laterality) == ("kidney", "right")
     assert (tumor.tnm.t, tumor.tnm.n, tumor.tnm.m, tumor.tnm.stage_group) == ("T3a", "N0", "M0", "III")
     assert [c.code for c in report.icd10 if c.role == "primary"] == ["C64"]
-    assert report.limited_evidence is True
-    assert report.schemes and report.schemes[0].kind == "evidence_priority"
-    assert all(s.limited_evidence and LIMITED_EVIDENCE_TEXT in s.rationale for s in report.schemes)
-    # no invented regimen: no drug appears in any scheme
-    assert not [d for s in report.schemes for t in s.treatments for d in t.drugs]
+    # pT3 clear cell carcinoma after nephrectomy: adjuvant pembrolizumab is the guideline option
+    assert report.limited_evidence is False
+    first = report.schemes[0]
+    assert first.kind == "evidence_priority"
+    assert "pembrolizumab" in {d for t in first.treatments for d in t.drugs}
