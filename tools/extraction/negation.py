@@ -27,7 +27,7 @@ _RELATIVE_LINK = re.compile(
 )
 # clause ends: a line break, a semicolon, or a full stop/!/? followed by blank space; a colon is
 # not an end because "Distant metastases: none" and "ER: 90 %" read across it
-_BOUNDARY = re.compile(r"\n\s*|[;!?](?=\s|$)|\.(?=\s|$)")
+_BOUNDARY = re.compile(r"\n\s*|[;!?](?=\s|$)|\.(?=\s|$)|\s[•·▪]\s")
 
 _CUE_KINDS: dict[str, tuple[Assertion | None, Literal["pre", "post", "stop"]]] = {
     "negation_pre": ("negated", "pre"),

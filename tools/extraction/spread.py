@@ -161,7 +161,13 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
         nodal = _nodal(ctx, cue, node_word_spans) and clause not in distant_clauses
         if kind == "noun" and is_global and not nodal:
             _global_statement(text, ctx, cue, status, result)
-    _modality_lesions(text, ctx, record)
+    def negated_study(hit: Hit[str]) -> None:
+        result.entities.append(
+            Entity(text=hit.text, label="METASTASIS_NEGATED", start=hit.start, end=hit.end, code=None)
+        )
+        result.negated_partial = True
+
+    _modality_lesions(text, ctx, record, negated_study)
     # global statements without a metastasis noun: "no nodal or distant disease", "no extrahepatic spread"
     cue_spans = [(c.start, c.end) for c, kind in cues if kind == "noun"]
     for hit in global_index.between(0, len(text)):
@@ -179,7 +185,10 @@ def find_metastases(text: str, ctx: TextContext) -> MetastasisResult:
 
 
 def _modality_lesions(
-    text: str, ctx: TextContext, record: Callable[[str, tuple[int, int], Assertion, tuple[int, int]], None]
+    text: str,
+    ctx: TextContext,
+    record: Callable[[str, tuple[int, int], Assertion, tuple[int, int]], None],
+    negated_study: Callable[[Hit[str]], None],
 ) -> None:
     """Lesions reported by an organ's staging study ("Bone scan: more than 10 lesions") are metastases there."""
     benign = flat_matcher("metastasis", "modality_benign_words")
@@ -199,6 +208,13 @@ def _modality_lesions(
         if not lesions and verdict and ctx.words_between(study.end, study.end + verdict[0].start) <= 2:
             # "bone scan negative": the study found no metastasis in its organ
             record(study.value, (study.start, study.end + verdict[0].end), "negated", (study.start, study.end))
+    for study in flat_matcher("metastasis", "modality_global").find(text):
+        clause_end = ctx.clause(study.start)[1]
+        verdict = normal_m.find(text[study.end : clause_end])
+        if verdict and ctx.words_between(study.end, study.end + verdict[0].start) <= 2:
+            # "Staging CT chest negative": a staging study that found nothing (stays narrow beside
+            # any metastasis the text describes)
+            negated_study(study)
 
 
 def _nodal(ctx: TextContext, cue: Hit[str], node_spans: list[tuple[int, int]]) -> bool:
