@@ -195,6 +195,7 @@ LAB_KEYS: frozenset[str] = frozenset(
         "neutrophils_per_nl",
         "platelets_per_nl",
         "hemoglobin_g_dl",
+        "qtc_ms",
     }
 )
 CONDITION_TERMS: frozenset[str] = frozenset(
@@ -208,6 +209,7 @@ CONDITION_TERMS: frozenset[str] = frozenset(
         "encephalopathy",
         "pregnancy",
         "breastfeeding",
+        "long_qt_syndrome",
         "organ_transplant",
         "immunosuppression",
         "autoimmune_disease",

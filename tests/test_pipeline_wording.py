@@ -289,3 +289,25 @@ def test_a_measured_ki67_is_not_negated_by_a_later_summary() -> None:
     )
     ki67 = next(b for b in findings.biomarkers if b.name == "Ki-67")
     assert ki67.result == "70%" and ki67.status != "negative"
+
+
+def test_a_marker_positivity_is_not_a_node_count() -> None:
+    text = (
+        "Lumpectomy and sentinel nodes after neoadjuvant therapy for HER2-positive (IHC 3+) invasive ductal "
+        "carcinoma of the left breast. Residual invasive carcinoma 4 mm. Sentinel lymph nodes 0/3. ypT1a ypN0."
+    )
+    nodes = extract_findings(text, "en").tumors[0].nodes
+    assert (nodes.positive, nodes.examined, nodes.negated) == (0, 3, True)
+
+
+def test_a_lone_category_after_imaging_words_is_stated() -> None:
+    text = "Gastrektomie: Adenokarzinom des Antrums, pT3, Lymphknoten 4/32 positiv (pN2). CT präoperativ: M0."
+    _, rows = _staged(text, "de")
+    assert rows[0][1:] == ("T3", "N2", "M0")
+
+
+def test_a_plan_heading_is_not_a_done_operation_nor_a_current_medication() -> None:
+    text = "Hepatocellular carcinoma, single 3 cm lesion, Child-Pugh A. Plan: resection vs ablation, then sorafenib."
+    findings, _ = _staged(text)
+    assert stage_tumor(findings.tumors[0], findings).tnm.prefix == "c"
+    assert "sorafenib" not in findings.medications

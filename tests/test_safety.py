@@ -279,3 +279,23 @@ def test_withheld_regimen_without_a_safety_rule_stays_silent() -> None:
     schemes = draft_schemes(findings, tumors, [])
     safety = review_safety(findings, schemes, tumors)
     assert not any(f.rule_id and f.rule_id.endswith("-WITHHELD") for f in safety.findings)
+
+
+def test_ribociclib_with_a_long_qtc_is_stopped() -> None:
+    """QTc 510 ms (congenital long QT): ribociclib is started only below 450 ms, so it is a critical finding."""
+    from tools.extraction import extract_findings
+
+    findings = extract_findings(
+        "Invasive lobular carcinoma of the left breast, ER 95%, HER2 negative, multiple bone metastases. "
+        "Baseline ECG: QTc 510 ms (congenital long QT).",
+        "en",
+    )
+    assert findings.labs["qtc_ms"] == 510.0 and "long_qt_syndrome" in findings.conditions
+    stopped = review_safety(findings, [_scheme("ribociclib")])
+    assert stopped.status == "emergency_stop"
+    assert any(f.rule_id == "SAF-RIBOCICLIB-QT" for f in stopped.findings)
+    # another QT-prolonging drug gets a warning, and a drug without the effect nothing
+    assert review_safety(findings, [_scheme("osimertinib", "80 mg")]).status == "warning"
+    assert review_safety(findings, [_scheme("letrozole", "2.5 mg")]).status == "ok"
+    unremarkable = findings.model_copy(update={"labs": {"qtc_ms": 420.0}, "conditions": ("metastatic",)})
+    assert review_safety(unremarkable, [_scheme("ribociclib")]).status == "ok"

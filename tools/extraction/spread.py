@@ -421,7 +421,8 @@ def find_nodes(
             negated = True
         p_count, e_count = _counts(ctext, examined_m, positive_m)
         clinical = bool(clinical_m.find(ctext))
-        if p_count is None and e_count is None and has_affirmed and (clinical or has_met or positive_m.find(ctext)):
+        verdict = _node_verdicts(positive_m, ctext)
+        if p_count is None and e_count is None and has_affirmed and (clinical or has_met or verdict):
             words_here = [h for h in affirmed_words if clause[0] <= h.start < clause[1]]
             p_count = _described_count(text, ctx, words_here)
         if e_count is not None and (examined is None or e_count > examined):
@@ -436,7 +437,7 @@ def find_nodes(
         if p_count == 0 and not clinical:
             # "Lymph nodes: 0/2 positive for metastasis": a zero count says these nodes are free
             continue
-        if not (has_met or clinical or positive_m.find(ctext) or (p_count or 0) > 0):
+        if not (has_met or clinical or verdict or (p_count or 0) > 0):
             continue
         involved = True
         for st in station_m.find(ctext):
@@ -501,6 +502,11 @@ def find_nodes(
         ),
         entities,
     )
+
+
+def _node_verdicts(positive_m: PhraseMatcher[str], clause_text: str) -> list[Hit[str]]:
+    """Positivity words of a clause that can speak of nodes ("HER2-positive" qualifies a marker)."""
+    return [h for h in positive_m.find(clause_text) if not (h.start > 0 and clause_text[h.start - 1] == "-")]
 
 
 def _synoptic_counts(text: str, node_hits: list[Hit[str]]) -> tuple[int | None, int | None]:
@@ -601,8 +607,10 @@ def _counts(
             examined = int(num.group(1))
             break
     for hit in positive_m.find(clause_text):
+        if hit.start > 0 and clause_text[hit.start - 1] == "-":
+            continue  # "HER2-positive (IHC 3+)" qualifies a marker, not the nodes
         num = _NUMBER_AFTER.match(clause_text[hit.end :])
-        if num:
+        if num and not clause_text[hit.end + num.end() : hit.end + num.end() + 1] == "+":
             positive = int(num.group(1))
             break
     if examined is not None and positive is not None and positive > examined:

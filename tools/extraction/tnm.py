@@ -20,7 +20,11 @@ _COMPONENT = re.compile(
 )
 _GAP = re.compile(r"^[\s,;/\-]*$")
 _TRAIL = re.compile(r"^(?:[\s,;]*(?:\(\s*\d+\s*/\s*\d+\s*\)|L[01X]\b|V[012X]\b|Pn[01X]\b|R[012X]\b|G[1-4X]\b))+")
-_KEYWORD = re.compile(r"(?i)(tnm|stage|staging|stadium|klassifikation|classification|pathologic|ajcc|uicc)\W{0,12}$")
+# Words after which a lone category is a staging statement ("Stadium: N1", "CT präoperativ: M0").
+_KEYWORD = re.compile(
+    r"(?i)(tnm|stage|staging|stadium|klassifikation|classification|pathologic|ajcc|uicc|"
+    r"\bct|\bpet|pet-ct|\bmrt|\bmri|präoperativ|preoperative|imaging|bildgebung)\W{0,12}$"
+)
 
 
 @dataclass(frozen=True, slots=True)
