@@ -56,9 +56,8 @@ def bench_consult(rounds: int = 3) -> tuple[list[float], float]:
 def main() -> None:
     """Print the figures."""
     startup = bench_cli_startup()
-    print(
-        f"cli --help start-up: median {statistics.median(startup):.2f} s, max {max(startup):.2f} s ({len(startup)} runs)"
-    )
+    median, worst = statistics.median(startup), max(startup)
+    print(f"cli --help start-up: median {median:.2f} s, max {worst:.2f} s ({len(startup)} runs)")
     latencies, warmup = bench_consult()
     print(f"service start (embedded Postgres, stores): {warmup:.2f} s")
     print(

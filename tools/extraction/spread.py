@@ -610,7 +610,7 @@ def _counts(
         if hit.start > 0 and clause_text[hit.start - 1] == "-":
             continue  # "HER2-positive (IHC 3+)" qualifies a marker, not the nodes
         num = _NUMBER_AFTER.match(clause_text[hit.end :])
-        if num and not clause_text[hit.end + num.end() : hit.end + num.end() + 1] == "+":
+        if num and clause_text[hit.end + num.end() : hit.end + num.end() + 1] != "+":
             positive = int(num.group(1))
             break
     if examined is not None and positive is not None and positive > examined:
