@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION: Final = "1"
 LIMITED_EVIDENCE_TEXT = "limited evidence, multidisciplinary consultation recommended"
@@ -54,6 +54,22 @@ class StructuredData(BaseModel):
         default_factory=dict, description="Named lab values, e.g. creatinine_clearance_ml_min."
     )
     medications: list[str] = Field(default_factory=list, description="Current medications.")
+
+    @model_validator(mode="after")
+    def _extras_fit_64_bits(self) -> StructuredData:
+        """Extra fields travel with the case through storage and checkpoints, which hold 64-bit integers."""
+        stack: list[object] = list((self.model_extra or {}).values())
+        while stack:
+            value = stack.pop()
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValueError("structured: an integer outside the 64-bit range")
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+        return self
 
 
 class CaseInput(BaseModel):

@@ -99,3 +99,15 @@ def test_prompts_render_in_both_languages() -> None:
         assert "lung T1c" in text and "<case>" in text
     with pytest.raises(PromptError):
         render_prompt("scheme_reasoning", "en", kind="x")
+
+
+def test_structured_extras_must_fit_storage() -> None:
+    """Extra structured fields travel through storage and checkpoints, which hold 64-bit integers."""
+    from pydantic import ValidationError
+
+    from oncoboard.domain import CaseInput
+
+    with pytest.raises(ValidationError, match="64-bit"):
+        CaseInput.model_validate({"text": "x", "structured": {"0": [120863877904137204006912]}})
+    kept = CaseInput.model_validate({"text": "x", "structured": {"ward": [1, {"bed": -25938811882}], "f": -1.5e308}})
+    assert kept.structured.model_extra == {"ward": [1, {"bed": -25938811882}], "f": -1.5e308}
